@@ -1,0 +1,94 @@
+"""Varde: a patient portal for a health region. ``create_app`` builds the Flask app."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Config, ensure_secret_file
+
+
+def create_app(config: type[Config] | dict | None = None) -> Flask:
+    """Build the app from a Config class (or a dict of overrides on top of Config)."""
+    config_class = config if isinstance(config, type) else Config
+    app = Flask(__name__, instance_path=config_class.INSTANCE_PATH, instance_relative_config=True)
+    app.config.from_object(config_class)
+    if isinstance(config, dict):
+        app.config.update(config)
+    _fill_generated_settings(app)
+
+    from app.auth.sessions import DbSessionInterface
+    from app.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+    from app.web.i18n import select_locale
+
+    app.session_interface = DbSessionInterface()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    csrf.init_app(app)
+    htmx.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # sessions are server-side and rotated at login
+    login_manager.login_view = "auth.login"
+
+    if app.config["TRUST_PROXIES"]:
+        n = app.config["TRUST_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    _register_models()
+    _register_blueprints(app)
+
+    from app.web import errors, gate, security, templating
+
+    security.init_app(app)
+    gate.init_app(app)
+    errors.init_app(app)
+    templating.init_app(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO)
+    return app
+
+
+def _fill_generated_settings(app: Flask) -> None:
+    instance = Path(app.instance_path)
+    if not app.config.get("SECRET_KEY"):
+        import secrets
+
+        app.config["SECRET_KEY"] = ensure_secret_file(instance / "secret_key", lambda: secrets.token_hex(32))
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'varde.sqlite'}"
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("postgres://") or uri.startswith("postgresql://"):
+        # psycopg 3 is the driver; accept the plain URLs that hosting platforms hand out.
+        app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
+    from app.notify import vapid
+
+    vapid.configure(app.config, instance)
+
+
+def _register_models() -> None:
+    # Import every domain's models so metadata (and Alembic autogenerate) sees all tables.
+    import app.access.models  # noqa: F401
+    import app.auth.models  # noqa: F401
+    import app.people.models  # noqa: F401
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.auth.routes import bp as auth_bp
+    from app.portal.routes import bp as portal_bp
+    from app.pwa.routes import bp as pwa_bp
+    from app.web.routes import bp as web_bp
+
+    for bp in (auth_bp, portal_bp, pwa_bp, web_bp):
+        app.register_blueprint(bp)

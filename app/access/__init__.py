@@ -1,0 +1,1 @@
+"""Access: the one policy for health data, the audit log, and acting for someone else."""

@@ -1,0 +1,1 @@
+"""Accounts, login with a second factor, and server-side sessions."""

@@ -1,0 +1,24 @@
+"""Command-line tasks: `flask demo`, `flask sessions prune`, `flask users create-staff`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+
+def register_cli(app: Flask) -> None:
+    from app.demo.builder import demo_command
+
+    app.cli.add_command(demo_command)
+
+    sessions_cli = AppGroup("sessions", help="Server-side sessions.")
+
+    @sessions_cli.command("prune")
+    def prune() -> None:
+        """Delete sessions past their idle timeout."""
+        from app.auth.sessions import prune_expired
+
+        click.echo(f"{prune_expired(current_app)} sessions deleted")
+
+    app.cli.add_command(sessions_cli)

@@ -1,0 +1,105 @@
+"""Settings. Everything comes from the environment; secrets are generated into instance/ when unset.
+
+Every setting is listed in the README. No secret is ever written in the code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return default if value in (None, "") else int(value)
+
+
+class Config:
+    """Production-shaped defaults, read from the environment when the class is built."""
+
+    TESTING = False
+    INSTANCE_PATH = os.environ.get("VARDE_INSTANCE_PATH", str(ROOT / "instance"))
+    SECRET_KEY: str | None = os.environ.get("SECRET_KEY") or None
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or ""  # default filled in by create_app
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+
+    # Demo mode: synthetic national ids are accepted and demo accounts may skip the second factor.
+    DEMO_MODE = _bool("VARDE_DEMO")
+
+    # VAPID key pair for web push. Unset: generated into instance/ on first start.
+    VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY") or None
+    VAPID_PUBLIC_KEY = os.environ.get("VAPID_PUBLIC_KEY") or None
+    VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT", "mailto:drift@varde.example")
+
+    # Sessions (server-side, see app/auth/sessions.py).
+    SESSION_COOKIE_NAME = "__Host-varde"
+    SESSION_IDLE_TIMEOUT = timedelta(minutes=_int("VARDE_SESSION_IDLE_MINUTES", 30))
+    SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=_int("VARDE_SESSION_ABSOLUTE_HOURS", 12))
+    # A pending login (password given, second factor not yet) must finish within this time.
+    LOGIN_PENDING_TIMEOUT = timedelta(minutes=10)
+
+    # Login rate limits (Flask-Limiter notation). Failed attempts count; success does not.
+    LOGIN_LIMIT_PER_ACCOUNT = os.environ.get("VARDE_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes")
+    LOGIN_LIMIT_PER_ADDRESS = os.environ.get("VARDE_LOGIN_LIMIT_PER_ADDRESS", "30 per 15 minutes")
+
+    # Largest request body accepted, in bytes (attachments get their own limits later).
+    MAX_CONTENT_LENGTH = _int("VARDE_MAX_CONTENT_LENGTH", 1024 * 1024)
+    MAX_FORM_MEMORY_SIZE = MAX_CONTENT_LENGTH
+
+    # Number of reverse proxies in front of Varde whose X-Forwarded-* headers are trusted.
+    TRUST_PROXIES = _int("VARDE_TRUST_PROXIES", 0)
+
+    # HSTS max-age in seconds (two years).
+    HSTS_MAX_AGE = _int("VARDE_HSTS_MAX_AGE", 63072000)
+
+    BABEL_DEFAULT_LOCALE = "nb"
+    BABEL_DEFAULT_TIMEZONE = "Europe/Oslo"
+    LANGUAGES = {"nb": "Norsk bokmål", "en": "English"}
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session, which has its own timeouts
+    WTF_CSRF_HEADERS = ["X-CSRFToken"]
+
+    # argon2id parameters (RFC 9106 "second recommended option" is the argon2-cffi default).
+    ARGON2_TIME_COST = _int("VARDE_ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_COST = _int("VARDE_ARGON2_MEMORY_COST", 65536)
+
+
+class TestConfig(Config):
+    """Fast, isolated and deterministic: in-memory SQLite unless TEST_DATABASE_URL is set."""
+
+    TESTING = True
+    DEMO_MODE = False
+    SECRET_KEY = "test-only-" + secrets.token_hex(16)
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    REDIS_URL = None
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
+
+
+def ensure_secret_file(path: Path, make: callable) -> str:
+    """Read a generated secret from instance/, creating it atomically on first start."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another worker won the race: use its value
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value

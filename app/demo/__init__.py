@@ -1,0 +1,1 @@
+"""Demo data: a believable region for trying Varde out."""

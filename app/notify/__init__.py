@@ -1,0 +1,1 @@
+"""Notifications: VAPID keys now; events, push delivery and the notification centre later."""

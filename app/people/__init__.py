@@ -1,0 +1,1 @@
+"""People: persons with a Norwegian national identity number, organisations and care units."""

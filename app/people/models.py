@@ -1,0 +1,77 @@
+"""Persons, organisations and their care units."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import db, now_default, str_enum
+
+
+class OrganisationKind(StrEnum):
+    HOSPITAL = "hospital"
+    MUNICIPALITY = "municipality"
+    GP_OFFICE = "gp_office"
+    HEALTH_STATION = "health_station"
+
+    @property
+    def is_specialist(self) -> bool:
+        """Hospitals give specialist care; the rest is primary care (kommunehelsetjenesten)."""
+        return self is OrganisationKind.HOSPITAL
+
+
+class Organisation(db.Model):
+    """A hospital, a municipality, a GP office or a health station."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[OrganisationKind] = mapped_column(str_enum(OrganisationKind))
+    # Enhetsregisteret's organisation number (9 digits); FHIR sources identify themselves by it.
+    org_number: Mapped[str | None] = mapped_column(String(9), unique=True)
+    # A GP office or health station belongs to its municipality; a hospital may belong to a trust.
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id"))
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+
+    parent: Mapped[Organisation | None] = relationship(remote_side=[id])
+    care_units: Mapped[list[CareUnit]] = relationship(back_populates="organisation", order_by="CareUnit.name")
+
+    @property
+    def is_specialist(self) -> bool:
+        return self.kind.is_specialist
+
+
+class CareUnit(db.Model):
+    """A ward, clinic, outpatient unit or team inside an organisation (a care team patients meet)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+
+    organisation: Mapped[Organisation] = relationship(back_populates="care_units")
+
+
+class Person(db.Model):
+    """Someone the health services hold data about, identified by a national identity number."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    national_id: Mapped[str] = mapped_column(String(11), unique=True)
+    given_name: Mapped[str] = mapped_column(String(200))
+    family_name: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date]
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+    updated_at: Mapped[datetime] = mapped_column(default=now_default, onupdate=now_default)
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.given_name} {self.family_name}"
+
+    def age_on(self, day: date) -> int:
+        years = day.year - self.birth_date.year
+        if (day.month, day.day) < (self.birth_date.month, self.birth_date.day):
+            years -= 1
+        return years
+

@@ -1,0 +1,1 @@
+"""The patient's shell: overview, the tab pages, the menu and settings."""

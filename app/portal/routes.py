@@ -1,0 +1,80 @@
+"""The pages behind the tab bar, the menu and settings. Domain issues fill the tabs with content."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.access.services import audit
+from app.auth import services as auth_services
+from app.auth import sessions
+from app.auth.forms import EmptyForm
+from app.db import db
+from app.web import htmx
+
+bp = Blueprint("portal", __name__)
+
+
+@bp.route("/")
+def overview() -> Response:
+    return htmx.render("portal/overview.html", active_tab="overview")
+
+
+@bp.route("/meldinger")
+def messages() -> Response:
+    return htmx.render("portal/messages.html", active_tab="messages")
+
+
+@bp.route("/timer")
+def appointments() -> Response:
+    return htmx.render("portal/appointments.html", active_tab="appointments")
+
+
+@bp.route("/journal")
+def record() -> Response:
+    return htmx.render("portal/record.html", active_tab="record")
+
+
+@bp.route("/meny")
+def menu() -> Response:
+    return htmx.render("portal/menu.html", active_tab="menu", form=EmptyForm())
+
+
+def _settings_context() -> dict:
+    return {
+        "active_tab": "menu",
+        "form": EmptyForm(),
+        "sessions": sessions.sessions_of(current_user.id),
+        "current_session_id": sessions.current_session_id(session),
+        "recovery_left": auth_services.remaining_recovery_codes(current_user),
+    }
+
+
+@bp.route("/innstillinger")
+def settings() -> Response:
+    return htmx.render("portal/settings.html", **_settings_context())
+
+
+@bp.route("/innstillinger/enheter/<session_id>/logg-ut", methods=["POST"])
+def end_session(session_id: str) -> Response:
+    """Log out one device. The row replaces itself for htmx; a plain form gets the page again."""
+    if session_id == sessions.current_session_id(session):
+        abort(400)  # this device logs out with the ordinary log-out button
+    if not sessions.revoke_session(current_user.id, session_id):
+        abort(404)  # not one of yours, or already gone
+    audit("session_revoked", actor_user_id=current_user.id, object_type="session")
+    db.session.commit()
+    if htmx.wants_fragment():
+        return htmx.render(
+            "portal/settings.html", "portal/_session_ended.html", message=_("Enheten er logget ut.")
+        )
+    return htmx.redirect_to(url_for("portal.settings"))
+
+
+@bp.route("/innstillinger/enheter/logg-ut-andre", methods=["POST"])
+def end_other_sessions() -> Response:
+    count = sessions.revoke_sessions(current_user.id, except_token=session.token)
+    audit("sessions_revoked", actor_user_id=current_user.id, object_type="session", object_id=count)
+    db.session.commit()
+    return htmx.redirect_to(url_for("portal.settings"))

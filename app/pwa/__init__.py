@@ -1,0 +1,1 @@
+"""The installable app: web app manifest, service worker and offline page."""

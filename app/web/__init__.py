@@ -1,0 +1,1 @@
+"""What every page shares: htmx handling, security headers, errors, assets, the login gate."""

@@ -1,0 +1,159 @@
+"""Test set-up: one app per test session, a clean database per test, standing actors, login_as.
+
+The database is in-memory SQLite by default; with TEST_DATABASE_URL=postgresql+psycopg://… the
+suite runs in a private schema of that database (dropped at the end), so parallel runs never meet.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import clock, create_app
+from app.config import TestConfig
+from app.db import db
+from app.extensions import limiter
+from tests import factories
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def _postgres_schema_url(url: str) -> tuple[str, str]:
+    schema = "t_" + secrets.token_hex(6)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return str(make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)), schema
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = TestConfig.SQLALCHEMY_DATABASE_URI
+    if not url.startswith("postgresql"):
+        yield url
+        return
+    scoped, schema = _postgres_schema_url(url)
+    yield scoped
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def make_test_app(tmp_path: Path, database_url: str, **overrides: object) -> Flask:
+    class Config(TestConfig):
+        INSTANCE_PATH = str(tmp_path)
+        SQLALCHEMY_DATABASE_URI = database_url
+
+    app = create_app(Config)
+    app.config.update(overrides)
+    return app
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Flask]:
+    app = make_test_app(tmp_path_factory.mktemp("instance"), database_url)
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _clean(app: Flask) -> Iterator[None]:
+    """Every test starts with empty tables, fresh rate limits and the real clock."""
+    yield
+    db.session.rollback()
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+    db.session.remove()
+    limiter.reset()
+    app.config["DEMO_MODE"] = False
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch):
+    """A clock the test moves: ``frozen_clock.advance(minutes=31)``."""
+
+    class Clock:
+        def __init__(self) -> None:
+            self.now = clock.utcnow()
+
+        def advance(self, **delta: float) -> None:
+            self.now += timedelta(**delta)
+
+    c = Clock()
+    monkeypatch.setattr(clock, "utcnow", lambda: c.now)
+    return c
+
+
+# --- standing actors (STYLE.md): Kari and her children, Per, Nora, Dr. Lund and Dr. Berg ---------
+
+
+@pytest.fixture
+def kari(app: Flask):
+    """Kari Nordmann, 41: a patient with the second factor set up."""
+    return factories.patient("Kari", "Nordmann", age=41, username="kari", with_totp=True)
+
+
+@pytest.fixture
+def per(app: Flask):
+    """Per Hansen, 67: another patient."""
+    return factories.patient("Per", "Hansen", age=67, username="per", with_totp=True)
+
+
+@pytest.fixture
+def nora(app: Flask):
+    """Nora Berg, 29: a patient who has not set up the second factor yet."""
+    return factories.patient("Nora", "Berg", age=29, username="nora", with_totp=False)
+
+
+@pytest.fixture
+def dr_lund(app: Flask):
+    return factories.staff("dr.lund", "Dr. Marte Lund")
+
+
+@pytest.fixture
+def dr_berg(app: Flask):
+    return factories.staff("dr.berg", "Dr. Henrik Berg")
+
+
+@pytest.fixture
+def login_as(client: FlaskClient):
+    """Give the test client a logged-in server-side session for ``user`` (as a finished login would)."""
+
+    def _login(user, c: FlaskClient | None = None) -> str:
+        return factories.session_for(user, c or client)
+
+    return _login
+
+
+def csrf_from(client: FlaskClient, path: str = "/logg-inn") -> str:
+    """The CSRF token of the client's session, read from a page as a browser would."""
+    response = client.get(path)
+    match = CSRF_RE.search(response.get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+@pytest.fixture
+def csrf(client: FlaskClient):
+    return lambda path="/logg-inn": csrf_from(client, path)

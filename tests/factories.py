@@ -1,0 +1,114 @@
+"""Factories for test data (factory_boy), and helpers that build whole actors."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import secrets
+from datetime import date, timedelta
+
+import factory
+import pyotp
+from flask.testing import FlaskClient
+
+from app import clock
+from app.auth.models import Identity, IdentityProvider, Role, ServerSession, User
+from app.auth.services import hash_password
+from app.db import db
+from app.people.models import CareUnit, Organisation, OrganisationKind, Person
+from app.people.nin import make_nin
+
+PASSWORD = "riktig-hest-batteri-stift"
+_individual = itertools.count(100)
+
+
+def nin_for(birth: date) -> str:
+    """A valid (non-synthetic) number for a birth date: the suite never needs demo mode for ids."""
+    while True:
+        individual = next(_individual) % 500 if birth.year < 2000 else 500 + next(_individual) % 400
+        value = make_nin(birth, individual)
+        if value:
+            return value
+
+
+class Base(factory.alchemy.SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = lambda: db.session  # noqa: E731
+        sqlalchemy_session_persistence = "commit"
+
+
+class OrganisationFactory(Base):
+    class Meta:
+        model = Organisation
+
+    name = factory.Sequence(lambda n: f"Sykehus {n}")
+    kind = OrganisationKind.HOSPITAL
+
+
+class CareUnitFactory(Base):
+    class Meta:
+        model = CareUnit
+
+    name = factory.Sequence(lambda n: f"Poliklinikk {n}")
+    organisation = factory.SubFactory(OrganisationFactory)
+
+
+class PersonFactory(Base):
+    class Meta:
+        model = Person
+
+    given_name = "Test"
+    family_name = factory.Sequence(lambda n: f"Person{n}")
+    birth_date = date(1980, 5, 17)
+    national_id = factory.LazyAttribute(lambda o: nin_for(o.birth_date))
+
+
+def _birth(age: int) -> date:
+    today = clock.utcnow().date()
+    return today.replace(year=today.year - age) - timedelta(days=30)
+
+
+def patient(given: str, family: str, *, age: int, username: str, with_totp: bool) -> User:
+    person = PersonFactory(given_name=given, family_name=family, birth_date=_birth(age))
+    user = User(display_name=f"{given} {family}", person=person, role=Role.PATIENT, password_hash=hash_password(PASSWORD))
+    user.identities.append(Identity(provider=IdentityProvider.LOCAL, subject=username))
+    if with_totp:
+        user.totp_secret = pyotp.random_base32()
+        user.totp_enabled_at = clock.utcnow()
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def staff(username: str, name: str, role: Role = Role.CLINICIAN) -> User:
+    user = User(display_name=name, role=role, password_hash=hash_password(PASSWORD))
+    user.identities.append(Identity(provider=IdentityProvider.LOCAL, subject=username))
+    user.totp_secret = pyotp.random_base32()
+    user.totp_enabled_at = clock.utcnow()
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def totp_now(user: User) -> str:
+    return pyotp.TOTP(user.totp_secret).at(clock.utcnow())
+
+
+def session_for(user: User, client: FlaskClient) -> str:
+    """Insert a server-side session for user and hand its cookie to the client. Returns the token."""
+    token = secrets.token_urlsafe(32)
+    now = clock.utcnow()
+    db.session.add(
+        ServerSession(
+            id=hashlib.sha256(token.encode()).hexdigest(),
+            user_id=user.id,
+            data={"_user_id": str(user.id), "_fresh": True},
+            created_at=now,
+            authenticated_at=now,
+            last_seen_at=now,
+        )
+    )
+    db.session.commit()
+    client.set_cookie("__Host-varde", token, secure=True, httponly=True, samesite="Lax")
+    return token
