@@ -27,6 +27,11 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
 
     app.session_interface = DbSessionInterface()
     db.init_app(app)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        from app.db import configure_sqlite
+
+        with app.app_context():
+            configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)

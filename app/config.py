@@ -64,6 +64,9 @@ class Config:
     # HSTS max-age in seconds (two years).
     HSTS_MAX_AGE = _int("VARDE_HSTS_MAX_AGE", 63072000)
 
+    # Static URLs carry a content hash (app/web/assets.py), so browsers may keep them for a year.
+    SEND_FILE_MAX_AGE_DEFAULT = 31536000
+
     BABEL_DEFAULT_LOCALE = "nb"
     BABEL_DEFAULT_TIMEZONE = "Europe/Oslo"
     LANGUAGES = {"nb": "Norsk bokmål", "en": "English"}
@@ -77,12 +80,12 @@ class Config:
 
 
 class TestConfig(Config):
-    """Fast, isolated and deterministic: in-memory SQLite unless TEST_DATABASE_URL is set."""
+    """Fast, isolated and deterministic: a temporary SQLite file unless TEST_DATABASE_URL is set."""
 
     TESTING = True
     DEMO_MODE = False
     SECRET_KEY = "test-only-" + secrets.token_hex(16)
-    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "")  # "": a SQLite file per test run
     REDIS_URL = None
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024

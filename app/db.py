@@ -68,3 +68,17 @@ def str_enum(cls: type[StrEnum]) -> Enum:
         length=32,
         values_callable=lambda e: [m.value for m in e],
     )
+
+
+def configure_sqlite(engine: object) -> None:
+    """SQLite as a serious database: enforce foreign keys, wait for locks, let readers run during writes."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()

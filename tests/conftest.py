@@ -6,6 +6,7 @@ suite runs in a private schema of that database (dropped at the end), so paralle
 
 from __future__ import annotations
 
+import contextvars
 import re
 import secrets
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from flask import Flask
+from flask import Flask, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -36,11 +37,26 @@ def _postgres_schema_url(url: str) -> tuple[str, str]:
     return str(make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)), schema
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in its own context, like a real one: its own app context, g and DB session.
+
+    Without this, requests would share the test's app context (and Flask-Login's cached user).
+    After the request, the test's own session forgets what it loaded, so it sees the request's writes.
+    """
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        if has_app_context():
+            db.session.expire_all()
+        return response
+
+
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = TestConfig.SQLALCHEMY_DATABASE_URI
     if not url.startswith("postgresql"):
-        yield url
+        # A file, as in production (an in-memory database would be one shared connection).
+        yield url or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite'}"
         return
     scoped, schema = _postgres_schema_url(url)
     yield scoped
@@ -57,6 +73,7 @@ def make_test_app(tmp_path: Path, database_url: str, **overrides: object) -> Fla
 
     app = create_app(Config)
     app.config.update(overrides)
+    app.test_client_class = IsolatedClient
     return app
 
 
@@ -65,15 +82,17 @@ def app(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator
     app = make_test_app(tmp_path_factory.mktemp("instance"), database_url)
     with app.app_context():
         db.create_all()
-        yield app
-        db.session.remove()
+    yield app
+    with app.app_context():
         db.drop_all()
         db.engine.dispose()
 
 
 @pytest.fixture(autouse=True)
 def _clean(app: Flask) -> Iterator[None]:
-    """Every test starts with empty tables, fresh rate limits and the real clock."""
+    """Each test has an app context of its own, and starts with empty tables and fresh limits."""
+    ctx = app.app_context()
+    ctx.push()
     yield
     db.session.rollback()
     with db.engine.begin() as conn:
@@ -82,6 +101,7 @@ def _clean(app: Flask) -> Iterator[None]:
     db.session.remove()
     limiter.reset()
     app.config["DEMO_MODE"] = False
+    ctx.pop()
 
 
 @pytest.fixture
