@@ -16,5 +16,10 @@ def select_locale() -> str:
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
     # Norwegian browsers send "no"/"nb"/"nn": all of them get bokmål until nynorsk arrives.
-    best = request.accept_languages.best_match(["nb", "no", "nn", "en"])
-    return "en" if best == "en" else "nb"
+    for tag, _quality in request.accept_languages:  # best first
+        primary = tag.split("-")[0].split("_")[0].lower()
+        if primary in ("nb", "no", "nn"):
+            return "nb"
+        if primary in languages:
+            return primary
+    return current_app.config["BABEL_DEFAULT_LOCALE"]

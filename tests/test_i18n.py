@@ -1,0 +1,41 @@
+"""Bokmål first, English second; the choice sticks to the account."""
+
+from __future__ import annotations
+
+from app.auth.models import User
+from app.db import db
+from tests.conftest import csrf_from
+
+
+def test_pages_are_in_bokmal_by_default(client):
+    html = client.get("/logg-inn").get_data(as_text=True)
+    assert '<html lang="nb">' in html
+    assert "Logg inn" in html
+
+
+def test_an_english_browser_gets_english(client):
+    html = client.get("/logg-inn", headers={"Accept-Language": "en-GB,en;q=0.9"}).get_data(as_text=True)
+    assert '<html lang="en">' in html
+    assert "Log in" in html
+
+
+def test_a_norwegian_browser_gets_bokmal_even_when_it_says_nn_or_no(client):
+    for header in ("nn-NO", "no", "nb-NO,en;q=0.5"):
+        assert '<html lang="nb">' in client.get("/logg-inn", headers={"Accept-Language": header}).get_data(as_text=True)
+
+
+def test_the_language_choice_is_kept_on_the_account(client, app, kari, login_as):
+    login_as(kari)
+    response = client.post("/sprak", data={"lang": "en", "next": "/innstillinger", "csrf_token": csrf_from(client, "/innstillinger")})
+    assert response.headers["Location"] == "/innstillinger"
+    assert "Profile and settings" in client.get("/innstillinger").get_data(as_text=True)
+    assert db.session.get(User, kari.id).locale == "en"
+    other = app.test_client()
+    login_as(kari, other)  # another device: the account's language
+    assert '<html lang="en">' in other.get("/").get_data(as_text=True)
+
+
+def test_an_unknown_language_changes_nothing(client, kari, login_as):
+    login_as(kari)
+    client.post("/sprak", data={"lang": "xx", "csrf_token": csrf_from(client, "/innstillinger")})
+    assert db.session.get(User, kari.id).locale is None
