@@ -22,10 +22,14 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     _fill_generated_settings(app)
 
     from app.auth.sessions import DbSessionInterface
-    from app.extensions import babel, csrf, db, htmx, limiter, login_manager, migrate
+    from app.auth import throttle
+    from app.extensions import babel, csrf, db, htmx, login_manager, migrate
     from app.web.i18n import select_locale
 
     app.session_interface = DbSessionInterface()
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # A local file cannot go stale: no ping before each checkout (PostgreSQL keeps it).
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": False}
     db.init_app(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         from app.db import configure_sqlite
@@ -36,8 +40,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     csrf.init_app(app)
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
-    limiter.init_app(app)
+    throttle.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = None  # sessions are server-side and rotated at login
     login_manager.login_view = "auth.login"

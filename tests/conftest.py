@@ -22,7 +22,6 @@ from sqlalchemy.engine import make_url
 from app import clock, create_app
 from app.config import TestConfig
 from app.db import db
-from app.extensions import limiter
 from tests import factories
 
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -99,7 +98,7 @@ def _clean(app: Flask) -> Iterator[None]:
         for table in reversed(db.metadata.sorted_tables):
             conn.execute(table.delete())
     db.session.remove()
-    limiter.reset()
+    app.extensions["varde.login_throttle"].reset()
     app.config["DEMO_MODE"] = False
     ctx.pop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, flash, request, session, url_for
+from flask import Blueprint, Response, abort, current_app, flash, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -15,32 +15,25 @@ from app.auth import services
 from app.auth.forms import CodeForm, EmptyForm, LoginForm, RecoveryForm
 from app.auth.models import IdentityProvider, User
 from app.db import db
-from app.extensions import limiter, login_manager
+from app.auth.throttle import throttle
+from app.extensions import login_manager
 from app.web import htmx
+from sqlalchemy.orm import joinedload
 
 bp = Blueprint("auth", __name__)
 
-FAILED = (400, 401)
+def _address() -> str:
+    return request.remote_addr or "unknown"
 
 
-def _account_key() -> str:
-    return "account:" + services.normalise_username(request.form.get("username", ""))
+def _check_throttle(account: str) -> None:
+    """Refuse (429) before doing anything when the account or address has failed too often."""
+    if not throttle().allowed(account, _address()):
+        abort(429)
 
 
-def _pending_key() -> str:
-    return "pending:" + str((session.get("pending") or {}).get("uid", request.remote_addr))
-
-
-def _failed(response: Response) -> bool:
-    return response.status_code in FAILED
-
-
-def _per_account() -> str:
-    return current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]
-
-
-def _per_address() -> str:
-    return current_app.config["LOGIN_LIMIT_PER_ADDRESS"]
+def _record_failure(account: str) -> None:
+    throttle().failed(account, _address())
 
 
 def safe_next(target: str | None) -> str | None:
@@ -57,7 +50,10 @@ def safe_next(target: str | None) -> str | None:
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id))
+    preloaded = getattr(session, "user", None)  # the session interface loaded it with the session
+    if preloaded is not None and preloaded.id == int(user_id):
+        return preloaded if preloaded.is_active else None
+    user = db.session.get(User, int(user_id), options=[joinedload(User.person)])
     return user if user and user.is_active else None
 
 
@@ -109,8 +105,6 @@ def _complete_login(user: User, method: str) -> Response:
 
 
 @bp.route("/logg-inn", methods=["GET", "POST"])
-@limiter.limit(_per_address, methods=["POST"], deduct_when=_failed, scope="login-address")
-@limiter.limit(_per_account, key_func=_account_key, methods=["POST"], deduct_when=_failed, scope="login-account")
 def login() -> Response:
     if current_user.is_authenticated:
         return htmx.redirect_to(safe_next(request.args.get("next")) or url_for("portal.overview"))
@@ -118,10 +112,14 @@ def login() -> Response:
     next_url = safe_next(request.values.get("next"))
     expired = bool(getattr(session, "expired", False)) or request.args.get("utlopt") == "1"
     if request.method == "POST":
+        account = "user:" + services.normalise_username(request.form.get("username", ""))
+        _check_throttle(account)
         if not form.validate():
+            _record_failure(account)
             return htmx.render("auth/login.html", form=form, next_url=next_url, status=400)
         user = services.check_password(form.username.data, form.password.data)
         if user is None:
+            _record_failure(account)
             audit("login_failed", actor_user_id=None, object_type="auth", object_id="password", outcome="denied")
             db.session.commit()
             form.password.errors.append(
@@ -139,7 +137,6 @@ def login() -> Response:
 
 
 @bp.route("/logg-inn/kode", methods=["GET", "POST"])
-@limiter.limit(_per_account, key_func=_pending_key, methods=["POST"], deduct_when=_failed, scope="login-code")
 def second_factor() -> Response:
     user = _pending_user()
     if user is None or not user.has_second_factor:
@@ -148,8 +145,11 @@ def second_factor() -> Response:
     form, recovery = CodeForm(prefix="totp"), RecoveryForm(prefix="rc")
     use_recovery = request.values.get("reserve") == "1"
     if request.method == "POST":
+        account = f"code:{user.id}"
+        _check_throttle(account)
         active = recovery if use_recovery else form
         if not active.validate():
+            _record_failure(account)
             return htmx.render("auth/code.html", form=form, recovery=recovery, use_recovery=use_recovery, status=400)
         if use_recovery:
             ok = services.use_recovery_code(user, recovery.recovery_code.data)
@@ -162,6 +162,7 @@ def second_factor() -> Response:
             method = "totp"
         if ok:
             return _complete_login(user, method)
+        _record_failure(account)
         audit("login_failed", actor_user_id=user.id, object_type="auth", object_id=method, outcome="denied")
         db.session.commit()
         field = recovery.recovery_code if use_recovery else form.code
@@ -175,7 +176,6 @@ def second_factor() -> Response:
 
 
 @bp.route("/logg-inn/ny-kode", methods=["GET", "POST"])
-@limiter.limit(_per_account, key_func=_pending_key, methods=["POST"], deduct_when=_failed, scope="login-enrol")
 def enroll() -> Response:
     """First login: connect an authenticator app by QR code. Mandatory for every account."""
     user = _pending_user()
@@ -190,10 +190,14 @@ def enroll() -> Response:
     form = CodeForm()
     context = {"form": form, "qr_svg": services.totp_qr_svg(uri), "secret": secret}
     if request.method == "POST":
+        account = f"code:{user.id}"
+        _check_throttle(account)
         if not form.validate():
+            _record_failure(account)
             return htmx.render("auth/enroll.html", status=400, **context)
         step = services.verify_totp(secret, form.code.data, None)
         if step is None:
+            _record_failure(account)
             form.code.errors = [_("Koden stemmer ikke. Skriv inn koden som vises i appen nå, og prøv igjen.")]
             return htmx.render("auth/enroll.html", status=401, **context)
         codes = services.enable_totp(user, secret, step)

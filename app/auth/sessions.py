@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import CallbackDict
 
 from app import clock
-from app.auth.models import ServerSession
+from app.auth.models import ServerSession, User
 from app.db import db
 
 # Writing last_seen_at on every request would make every page view a write; a minute is precise
@@ -46,6 +47,7 @@ class DbSession(CallbackDict, SessionMixin):
         self.rotate = False
         self.ended = False
         self.user_id: int | None = None
+        self.user: User | None = None  # loaded with the session; Flask-Login's user_loader uses it
         self.authenticated_at: datetime | None = None
         self.last_seen_at: datetime | None = None
 
@@ -75,25 +77,32 @@ class DbSessionInterface(SessionInterface):
         token = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
         if not token or len(token) > 100:
             return DbSession()
-        row = db.session.get(ServerSession, _hash(token))
-        if row is None:
+        # One query brings the session, its account and the account's person: every page needs all three.
+        found = db.session.execute(
+            select(ServerSession.__table__, User)
+            .outerjoin(User, User.id == ServerSession.user_id)
+            .options(joinedload(User.person))
+            .where(ServerSession.id == _hash(token))
+        ).first()
+        if found is None:
             return DbSession()
+        row, user = found, found[-1]
         now = clock.utcnow()
-        idle_expired = row.last_seen_at + app.config["SESSION_IDLE_TIMEOUT"] < now
-        started = row.authenticated_at or row.created_at
+        last_seen = _aware(row.last_seen_at)
+        idle_expired = last_seen + app.config["SESSION_IDLE_TIMEOUT"] < now
+        started = _aware(row.authenticated_at or row.created_at)
         absolute_expired = started + app.config["SESSION_ABSOLUTE_TIMEOUT"] < now
         if idle_expired or absolute_expired:
-            db.session.delete(row)
+            db.session.execute(delete(ServerSession).where(ServerSession.id == row.id))
             db.session.commit()
             session = DbSession()
             session.expired = True  # lets the login page say why
             return session
         session = DbSession(dict(row.data or {}), token=token)
         session.user_id = row.user_id
-        session.authenticated_at = row.authenticated_at
-        session.last_seen_at = row.last_seen_at
-        # Keep the identity map clean: the session row is not part of the request's unit of work.
-        db.session.expunge(row)
+        session.user = user
+        session.authenticated_at = _aware(row.authenticated_at) if row.authenticated_at else None
+        session.last_seen_at = last_seen
         return session
 
     def save_session(self, app: Flask, session: DbSession, response: Response) -> None:  # type: ignore[override]
@@ -190,6 +199,11 @@ def prune_expired(app: Flask) -> int:
     result = db.session.execute(delete(ServerSession).where(ServerSession.last_seen_at < cutoff))
     db.session.commit()
     return result.rowcount or 0
+
+
+def _aware(value: datetime) -> datetime:
+    """Core rows bypass the ORM's UTCDateTime on some drivers: make sure the datetime is aware UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _int_or_none(value: object) -> int | None:

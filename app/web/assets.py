@@ -15,10 +15,23 @@ def _digest(path: Path, mtime: float) -> str:
 
 
 def asset_url(filename: str) -> str:
-    """``/static/<filename>?v=<hash>``; the hash changes whenever the file does."""
+    """``/static/<filename>?v=<hash>``; the hash changes whenever the file does.
+
+    Outside debug mode the files cannot change under a running process, so the URL is computed once.
+    """
+    if current_app.debug:
+        return _asset_url(filename, _mtime(filename))
+    return _asset_url(filename, 0.0)
+
+
+def _mtime(filename: str) -> float:
+    return (Path(current_app.static_folder or "") / filename).stat().st_mtime
+
+
+@cache
+def _asset_url(filename: str, mtime: float) -> str:
     path = Path(current_app.static_folder or "") / filename
-    version = _digest(path, path.stat().st_mtime)
-    return url_for("static", filename=filename, v=version)
+    return url_for("static", filename=filename, v=_digest(path, path.stat().st_mtime))
 
 
 def asset_version() -> str:

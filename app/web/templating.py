@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext
+from flask_wtf import FlaskForm
 
 from app.web.assets import asset_url
+from app.web.icons import icon
 from app.web.security import csp_nonce
 
 # htmx for a strict CSP: no eval, no inline styles, no history snapshots (health pages must
@@ -37,17 +39,50 @@ def csrf_field() -> Markup:
     return Markup('<input type="hidden" name="csrf_token" value="%s">') % generate_csrf()
 
 
+def form_errors(forms: list[FlaskForm | None]) -> list[tuple[str, str]]:
+    """(field id, first message) for every field in error, for the error summary; "" for the CSRF token."""
+    items: list[tuple[str, str]] = []
+    for form in forms:
+        if not form or not form.errors:
+            continue
+        for name, messages in form.errors.items():
+            if name == "csrf_token":
+                items.append(("", gettext("Skjemaet er utløpt. Send det på nytt.")))
+            else:
+                items.append((form[name].id, str(messages[0])))
+    return items
+
+
+def _translations():  # type: ignore[no-untyped-def]
+    """This request's catalogue, looked up once: a page calls gettext a few dozen times."""
+    translations = g.get("_varde_translations")
+    if translations is None:
+        translations = g._varde_translations = get_translations()
+    return translations
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals.update(format_date=format_date, format_datetime=format_datetime, csrf_field=csrf_field)
+    # Same callables Flask-Babel installs, minus its per-call context lookups.
+    app.jinja_env.install_gettext_callables(
+        lambda s: _translations().ugettext(s),
+        lambda s, p, n: _translations().ungettext(s, p, n),
+        newstyle=True,
+    )
+    app.jinja_env.globals.update(
+        format_date=format_date,
+        format_datetime=format_datetime,
+        csrf_field=csrf_field,
+        form_errors=form_errors,
+        icon=icon,
+        asset_url=asset_url,
+        csp_nonce=csp_nonce,
+        htmx_config=HTMX_CONFIG,
+    )
 
     @app.context_processor
     def globals_for_templates() -> dict:
         return {
-            "csp_nonce": csp_nonce,
-            "asset_url": asset_url,
-            "htmx_config": HTMX_CONFIG,
             "current_locale": str(get_locale()),
             "languages": current_app.config["LANGUAGES"],
             "demo_mode": current_app.config["DEMO_MODE"],
-            "current_path": request.full_path.rstrip("?") if request else "/",
         }
