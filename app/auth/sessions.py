@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, select, update
+from sqlalchemy import Select, bindparam, delete, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import CallbackDict
 
@@ -70,6 +71,20 @@ class NullSession(DbSession):
     """For asset requests: never loaded, never saved."""
 
 
+@cache
+def _session_query() -> Select:
+    """One query brings the session, its account and the account's person: every page needs all three.
+
+    Built once; SQLAlchemy then reuses the compiled statement.
+    """
+    return (
+        select(ServerSession.__table__, User)
+        .outerjoin(User, User.id == ServerSession.user_id)
+        .options(joinedload(User.person))
+        .where(ServerSession.id == bindparam("sid"))
+    )
+
+
 class DbSessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> DbSession:
         if request.path.startswith(SESSIONLESS_PREFIXES):
@@ -77,13 +92,7 @@ class DbSessionInterface(SessionInterface):
         token = request.cookies.get(app.config["SESSION_COOKIE_NAME"])
         if not token or len(token) > 100:
             return DbSession()
-        # One query brings the session, its account and the account's person: every page needs all three.
-        found = db.session.execute(
-            select(ServerSession.__table__, User)
-            .outerjoin(User, User.id == ServerSession.user_id)
-            .options(joinedload(User.person))
-            .where(ServerSession.id == _hash(token))
-        ).first()
+        found = db.session.execute(_session_query(), {"sid": _hash(token)}).first()
         if found is None:
             return DbSession()
         row, user = found, found[-1]

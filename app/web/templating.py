@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request, url_for
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 
 from app.web.assets import asset_url
@@ -53,6 +54,35 @@ def form_errors(forms: list[FlaskForm | None]) -> list[tuple[str, str]]:
     return items
 
 
+TABS = (
+    ("overview", "portal.overview", _l("Oversikt")),
+    ("messages", "portal.messages", _l("Meldinger")),
+    ("appointments", "portal.appointments", _l("Timer")),
+    ("record", "portal.record", _l("Journal")),
+    ("menu", "portal.menu", _l("Meny")),
+)
+_tab_bars: dict[tuple[str, str | None, str], Markup] = {}
+
+
+def tab_bar(active: str | None) -> Markup:
+    """The bottom tab bar. Every page draws it, and it only varies by language and active tab."""
+    key = (str(get_locale()), active, request.script_root)
+    html = _tab_bars.get(key)
+    if html is None:
+        items = []
+        for name, endpoint, label in TABS:
+            current = ' aria-current="page"' if name == active else ""
+            items.append(
+                Markup('<li><a href="{}"{}>{}<span>{}</span></a></li>').format(
+                    url_for(endpoint), Markup(current), icon(name), str(label)
+                )
+            )
+        html = _tab_bars[key] = Markup('<nav class="tabbar" aria-label="{}"><ul>{}</ul></nav>').format(
+            gettext("Hovedmeny"), Markup("").join(items)
+        )
+    return html
+
+
 def _translations():  # type: ignore[no-untyped-def]
     """This request's catalogue, looked up once: a page calls gettext a few dozen times."""
     translations = g.get("_varde_translations")
@@ -74,6 +104,7 @@ def init_app(app: Flask) -> None:
         csrf_field=csrf_field,
         form_errors=form_errors,
         icon=icon,
+        tab_bar=tab_bar,
         asset_url=asset_url,
         csp_nonce=csp_nonce,
         htmx_config=HTMX_CONFIG,
