@@ -1,4 +1,4 @@
-# Varde: the everyday commands. `make run` and `make test` do everything on a fresh machine.
+# Varde: the everyday commands. `make help` lists them. `make run` and `make test` do everything on a fresh machine.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,17 +8,19 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test test-sqlite test-pg install install-dev browser translations vendor lint format bench clean
+.PHONY: help messages run test test-sqlite test-pg install install-dev browser translations vendor lint format bench clean
 
 ## run: install, migrate, build demo data, serve at http://127.0.0.1:5000 and print demo logins
 run: install
 	$(BIN)/flask db upgrade
 	VARDE_DEMO=1 $(BIN)/flask demo
 	@echo "Varde runs at http://$(HOST):$(PORT)  (stop with Ctrl+C)"
-	VARDE_DEMO=1 $(BIN)/flask run --host $(HOST) --port $(PORT)
+	VARDE_DEMO=1 $(BIN)/gunicorn --workers 1 --threads 8 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 ## test: install what the tests need and run the whole suite (SQLite, then PostgreSQL when reachable)
 test: install-dev browser
+	$(BIN)/ruff check app tests bench scripts
+	$(BIN)/ruff format --check app tests bench scripts
 	$(MAKE) --no-print-directory test-sqlite
 	@if $(BIN)/python -c "import socket; socket.create_connection(('127.0.0.1', 5432), 2)" 2>/dev/null; then \
 		$(MAKE) --no-print-directory test-pg; \
@@ -81,12 +83,12 @@ vendor:
 	./scripts/vendor.sh
 
 lint: install-dev
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench scripts
+	$(BIN)/ruff format --check app tests bench scripts
 
 format: install-dev
-	$(BIN)/ruff format app tests bench
-	$(BIN)/ruff check --fix app tests bench
+	$(BIN)/ruff format app tests bench scripts
+	$(BIN)/ruff check --fix app tests bench scripts
 
 ## bench: page weight and throughput against a hello-world baseline (see bench/README.md)
 bench: install-dev
@@ -94,3 +96,6 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache
+
+help:
+	@grep -E '^## ' Makefile | sed 's/^## /  make /'

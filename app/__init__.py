@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from flask import Flask
@@ -21,8 +20,8 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         app.config.update(config)
     _fill_generated_settings(app)
 
-    from app.auth.sessions import DbSessionInterface
     from app.auth import throttle
+    from app.auth.sessions import DbSessionInterface
     from app.extensions import babel, csrf, db, htmx, login_manager, migrate
     from app.web.i18n import select_locale
 
@@ -87,8 +86,8 @@ def _fill_generated_settings(app: Flask) -> None:
 
 def _register_models() -> None:
     # Import every domain's models so metadata (and Alembic autogenerate) sees all tables.
-    import app.access.models  # noqa: F401
-    import app.auth.models  # noqa: F401
+    import app.access.models
+    import app.auth.models
     import app.people.models  # noqa: F401
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-from flask_sqlalchemy import SQLAlchemy
 from enum import StrEnum
 
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, Enum, MetaData
 from sqlalchemy.orm import DeclarativeBase, registry
 from sqlalchemy.types import TypeDecorator

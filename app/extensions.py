@@ -10,7 +10,6 @@ from htmx_flask import Htmx
 
 from app.db import db
 
-
 migrate = Migrate(compare_type=True, render_as_batch=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()

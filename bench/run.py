@@ -62,7 +62,9 @@ with app.app_context():
     db.session.commit()
     print(token)
 """
-    out = subprocess.run([str(BIN / "python"), "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(BIN / "python"), "-c", code], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    )
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -70,7 +72,18 @@ class Gunicorn:
     def __init__(self, target: str, env: dict[str, str]) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{self.port}", "--log-level", "warning", target],
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                "2",
+                "-k",
+                "sync",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                target,
+            ],
             cwd=ROOT,
             env=env,
         )
@@ -116,7 +129,10 @@ def throughput(seconds: int, rounds: int) -> list[tuple[str, float, float]]:
         try:
             socket.create_connection(("127.0.0.1", 5432), 1).close()
             pg_schema = "bench_" + secrets.token_hex(4)
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {pg_schema}"], check=True)
+            subprocess.run(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"CREATE SCHEMA {pg_schema}"],
+                check=True,
+            )
             pg_env = {**base, "DATABASE_URL": f"{PG_URL}?options=-csearch_path%3D{pg_schema}"}
             cookie = prepare_database(pg_env)
             servers["overview, PostgreSQL"] = (Gunicorn("wsgi:app", pg_env), cookie)
@@ -133,7 +149,20 @@ def throughput(seconds: int, rounds: int) -> list[tuple[str, float, float]]:
             for server, _cookie in servers.values():
                 server.stop()
             if pg_schema:
-                subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", f"DROP SCHEMA {pg_schema} CASCADE"], check=False)
+                subprocess.run(
+                    [
+                        "psql",
+                        "-h",
+                        "127.0.0.1",
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "test",
+                        "-qc",
+                        f"DROP SCHEMA {pg_schema} CASCADE",
+                    ],
+                    check=False,
+                )
     return rows
 
 
@@ -171,7 +200,19 @@ def first_load_weight() -> list[tuple[str, int, int]]:
             context = p.chromium.launch_persistent_context(
                 str(Path(tmp) / "profile"), executable_path=CHROMIUM, args=FLAGS, viewport=PHONE, locale="nb-NO"
             )
-            context.add_cookies([{"name": "__Host-varde", "value": cookie, "domain": "127.0.0.1", "path": "/", "secure": True, "httpOnly": True, "sameSite": "Lax"}])
+            context.add_cookies(
+                [
+                    {
+                        "name": "__Host-varde",
+                        "value": cookie,
+                        "domain": "127.0.0.1",
+                        "path": "/",
+                        "secure": True,
+                        "httpOnly": True,
+                        "sameSite": "Lax",
+                    }
+                ]
+            )
             page = context.pages[0]
             page.goto(origin + "/", wait_until="networkidle")
             page.evaluate("navigator.serviceWorker.ready")
@@ -190,7 +231,12 @@ def main() -> None:
     lines = ["# Varde benchmarks", ""]
     sent = first_load_weight()
     raw, packed = sum(r for _, r, _ in sent), sum(g for _, _, g in sent)
-    lines += ["## First load of the overview page (budget: 60 KB compressed)", "", "| path | bytes | gzip |", "|---|---:|---:|"]
+    lines += [
+        "## First load of the overview page (budget: 60 KB compressed)",
+        "",
+        "| path | bytes | gzip |",
+        "|---|---:|---:|",
+    ]
     lines += [f"| {path} | {r} | {g} |" for path, r, g in sent]
     lines += [f"| **total ({len(sent)} responses)** | **{raw}** | **{packed}** ({packed / 1024:.1f} KB) |", ""]
 

@@ -1,6 +1,6 @@
 """Draw the app icons (a cairn: a "varde") as PNGs. Run with Pillow installed; the PNGs are committed.
 
-    python scripts/make_icons.py
+python scripts/make_icons.py
 """
 
 from pathlib import Path
@@ -31,7 +31,12 @@ def draw(size: int, *, maskable: bool = False, rounded: bool = True, mono: bool 
     for cy, rx, ry in STONES:
         cx = 32
         d.ellipse(
-            [offset + (cx - rx) * unit, offset + (cy - ry) * unit, offset + (cx + rx) * unit, offset + (cy + ry) * unit],
+            [
+                offset + (cx - rx) * unit,
+                offset + (cy - ry) * unit,
+                offset + (cx + rx) * unit,
+                offset + (cy + ry) * unit,
+            ],
             fill=WHITE,
         )
     # A small palette keeps the files light (the manifest icons count towards the first load).

@@ -71,7 +71,9 @@ def _birth(age: int) -> date:
 
 def patient(given: str, family: str, *, age: int, username: str, with_totp: bool) -> User:
     person = PersonFactory(given_name=given, family_name=family, birth_date=_birth(age))
-    user = User(display_name=f"{given} {family}", person=person, role=Role.PATIENT, password_hash=hash_password(PASSWORD))
+    user = User(
+        display_name=f"{given} {family}", person=person, role=Role.PATIENT, password_hash=hash_password(PASSWORD)
+    )
     # Patients log in with their national id; the short username keeps tests readable.
     user.identities.append(Identity(provider=IdentityProvider.LOCAL, subject=person.national_id))
     user.identities.append(Identity(provider=IdentityProvider.LOCAL, subject=username))

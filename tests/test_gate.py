@@ -24,7 +24,7 @@ def _routes(app):
 
 def test_it_knows_every_public_endpoint(app):
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
-    assert PUBLIC_ENDPOINTS <= endpoints, "a public endpoint that does not exist"
+    assert endpoints >= PUBLIC_ENDPOINTS, "a public endpoint that does not exist"
 
 
 def test_every_non_public_route_needs_login(app, client):
@@ -48,6 +48,8 @@ def test_htmx_requests_to_closed_routes_get_hx_redirect(app, client):
         assert response.headers["HX-Redirect"] == "/logg-inn?next=/timer", url
 
 
-@pytest.mark.parametrize("path", ["/logg-inn", "/logget-ut", "/manifest.webmanifest", "/sw.js", "/frakoblet", "/healthz"])
+@pytest.mark.parametrize(
+    "path", ["/logg-inn", "/logget-ut", "/manifest.webmanifest", "/sw.js", "/frakoblet", "/healthz"]
+)
 def test_public_pages_open_without_login(client, path):
     assert client.get(path).status_code == 200

@@ -26,7 +26,9 @@ def test_a_norwegian_browser_gets_bokmal_even_when_it_says_nn_or_no(client):
 
 def test_the_language_choice_is_kept_on_the_account(client, app, kari, login_as):
     login_as(kari)
-    response = client.post("/sprak", data={"lang": "en", "next": "/innstillinger", "csrf_token": csrf_from(client, "/innstillinger")})
+    response = client.post(
+        "/sprak", data={"lang": "en", "next": "/innstillinger", "csrf_token": csrf_from(client, "/innstillinger")}
+    )
     assert response.headers["Location"] == "/innstillinger"
     assert "Profile and settings" in client.get("/innstillinger").get_data(as_text=True)
     assert db.session.get(User, kari.id).locale == "en"
@@ -39,3 +41,15 @@ def test_an_unknown_language_changes_nothing(client, kari, login_as):
     login_as(kari)
     client.post("/sprak", data={"lang": "xx", "csrf_token": csrf_from(client, "/innstillinger")})
     assert db.session.get(User, kari.id).locale is None
+
+
+def test_every_string_has_an_english_translation():
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    po = Path(__file__).resolve().parent.parent / "app/translations/en/LC_MESSAGES/messages.po"
+    catalog = read_po(po.open("rb"))
+    missing = [m.id for m in catalog if m.id and not all(m.string if isinstance(m.string, tuple) else [m.string])]
+    assert missing == []
+    assert not [m.id for m in catalog if m.id and m.fuzzy]

@@ -48,7 +48,9 @@ def test_it_returns_to_the_page_first_asked_for(client, csrf, kari):
     assert response.headers["Location"] == "/innstillinger?fane=enheter"
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]
+)
 def test_it_never_redirects_off_site_after_login(client, csrf, kari, target):
     _password_step(client, csrf, "kari", next_url=target)
     response = client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": totp_now(kari)})
@@ -99,7 +101,9 @@ def test_a_wrong_code_is_refused_with_a_message(client, csrf, kari):
 def test_a_code_cannot_be_used_twice(client, app, csrf, kari):
     code = totp_now(kari)
     _password_step(client, csrf, "kari")
-    assert client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": code}).status_code == 303
+    assert (
+        client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": code}).status_code == 303
+    )
     other = app.test_client()
     _password_step(other, lambda p="/logg-inn": csrf_from(other, p), "kari")
     replay = other.post("/logg-inn/kode", data={"csrf_token": csrf_from(other, "/logg-inn/kode"), "totp-code": code})
@@ -116,12 +120,15 @@ def test_a_recovery_code_works_once(client, app, csrf, kari):
         "/logg-inn/kode?reserve=1", data={"csrf_token": csrf("/logg-inn/kode"), "rc-recovery_code": codes[0].upper()}
     )
     assert response.status_code == 303
-    assert db.session.scalar(select(func.count()).select_from(RecoveryCode).where(RecoveryCode.used_at.is_not(None))) == 1
+    assert (
+        db.session.scalar(select(func.count()).select_from(RecoveryCode).where(RecoveryCode.used_at.is_not(None))) == 1
+    )
 
     other = app.test_client()
     other.post("/logg-inn", data={"csrf_token": csrf_from(other), "username": "kari", "password": PASSWORD})
     again = other.post(
-        "/logg-inn/kode?reserve=1", data={"csrf_token": csrf_from(other, "/logg-inn/kode"), "rc-recovery_code": codes[0]}
+        "/logg-inn/kode?reserve=1",
+        data={"csrf_token": csrf_from(other, "/logg-inn/kode"), "rc-recovery_code": codes[0]},
     )
     assert again.status_code == 401
     assert "brukt før" in again.get_data(as_text=True)
@@ -194,7 +201,10 @@ def test_failed_logins_are_limited_per_address(client, csrf, kari, per):
 def test_successful_logins_do_not_count_towards_the_limit(client, app, csrf, kari):
     for _ in range(7):
         c = app.test_client()
-        assert c.post("/logg-inn", data={"csrf_token": csrf_from(c), "username": "kari", "password": PASSWORD}).status_code == 303
+        assert (
+            c.post("/logg-inn", data={"csrf_token": csrf_from(c), "username": "kari", "password": PASSWORD}).status_code
+            == 303
+        )
 
 
 def test_wrong_codes_are_limited_too(client, csrf, kari):

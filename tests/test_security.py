@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.access.models import AuditEvent
-from app.auth.models import ServerSession, User
+from app.auth.models import User
 from app.db import db
 from tests.conftest import csrf_from
 
@@ -88,7 +88,7 @@ def test_the_page_uses_the_nonce_and_no_inline_script_or_style(client, kari, log
     scripts = re.findall(r"<script[^>]*>", html)
     assert scripts and all(f'nonce="{nonce}"' in tag and "src=" in tag for tag in scripts)
     assert " style=" not in html and "<style" not in html
-    assert ' hx-on' not in html
+    assert " hx-on" not in html
 
 
 def test_htmx_is_configured_for_the_strict_policy(client):

@@ -18,7 +18,9 @@ def _cookie(response) -> str:
 
 def _login(client, user, username):
     client.post("/logg-inn", data={"csrf_token": csrf_from(client), "username": username, "password": PASSWORD})
-    return client.post("/logg-inn/kode", data={"csrf_token": csrf_from(client, "/logg-inn/kode"), "totp-code": totp_now(user)})
+    return client.post(
+        "/logg-inn/kode", data={"csrf_token": csrf_from(client, "/logg-inn/kode"), "totp-code": totp_now(user)}
+    )
 
 
 def test_the_cookie_is_host_only_secure_httponly_and_lax(client):
@@ -52,7 +54,9 @@ def test_logout_ends_the_session_and_a_replayed_cookie_is_refused(client, app, k
     assert client.get("/").status_code == 200
     response = client.post("/logg-ut", data={"csrf_token": csrf_from(client, "/meny")})
     assert response.headers["Location"] == "/logget-ut"
-    assert db.session.scalar(select(func.count()).select_from(ServerSession).where(ServerSession.user_id == kari.id)) == 0
+    assert (
+        db.session.scalar(select(func.count()).select_from(ServerSession).where(ServerSession.user_id == kari.id)) == 0
+    )
     replay = app.test_client()
     replay.set_cookie("__Host-varde", token)
     assert replay.get("/").status_code == 303
@@ -97,7 +101,9 @@ def test_a_user_can_log_out_another_device(client, app, kari, login_as):
     login_as(kari, phone)
     page = client.get("/innstillinger").get_data(as_text=True)
     assert page.count('class="device"') == 2
-    other_id = next(s.id for s in db.session.scalars(select(ServerSession)) if f"/innstillinger/enheter/{s.id}/" in page)
+    other_id = next(
+        s.id for s in db.session.scalars(select(ServerSession)) if f"/innstillinger/enheter/{s.id}/" in page
+    )
     response = client.post(
         f"/innstillinger/enheter/{other_id}/logg-ut",
         data={"csrf_token": csrf_from(client, "/innstillinger")},

@@ -20,6 +20,7 @@ class LoginForm(FlaskForm):
         ],
         render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"},
     )
+
     def validate_username(self, field: StringField) -> None:
         """Something that looks like a national id must be a valid one: say what is wrong with it."""
         compact = "".join((field.data or "").split())

@@ -8,19 +8,20 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, current_app, flash, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.access.services import audit
 from app.auth import services
 from app.auth.forms import CodeForm, EmptyForm, LoginForm, RecoveryForm
 from app.auth.models import IdentityProvider, User
-from app.db import db
 from app.auth.throttle import throttle
+from app.db import db
 from app.extensions import login_manager
 from app.web import htmx
-from sqlalchemy.orm import joinedload
 
 bp = Blueprint("auth", __name__)
+
 
 def _address() -> str:
     return request.remote_addr or "unknown"
@@ -122,9 +123,7 @@ def login() -> Response:
             _record_failure(account)
             audit("login_failed", actor_user_id=None, object_type="auth", object_id="password", outcome="denied")
             db.session.commit()
-            form.password.errors.append(
-                _("Fødselsnummeret/brukernavnet eller passordet er feil. Sjekk og prøv igjen.")
-            )
+            form.password.errors.append(_("Fødselsnummeret/brukernavnet eller passordet er feil. Sjekk og prøv igjen."))
             return htmx.render("auth/login.html", form=form, next_url=next_url, status=401)
         session["pending"] = {"uid": user.id, "at": clock.utcnow().isoformat(), "next": next_url}
         if current_app.config["DEMO_MODE"] and user.is_demo:

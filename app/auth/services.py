@@ -5,6 +5,7 @@ Plain functions; routes call them and own the HTTP side. Nothing here reads ``re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -45,9 +46,7 @@ def find_local_user(username: str) -> User | None:
     if not subject:
         return None
     return db.session.scalar(
-        select(User)
-        .join(Identity)
-        .where(Identity.provider == IdentityProvider.LOCAL, Identity.subject == subject)
+        select(User).join(Identity).where(Identity.provider == IdentityProvider.LOCAL, Identity.subject == subject)
     )
 
 
@@ -57,10 +56,8 @@ def check_password(username: str, password: str) -> User | None:
     hasher = _hasher()
     if user is None or not user.password_hash or not user.is_active:
         # Verify against a throwaway hash so that unknown accounts cost as much as known ones.
-        try:
+        with contextlib.suppress(VerificationError, InvalidHashError):
             hasher.verify(_dummy_hash(), password)
-        except (VerificationError, InvalidHashError):
-            pass
         return None
     try:
         hasher.verify(user.password_hash, password)
@@ -169,7 +166,9 @@ def create_local_user(
     *, username: str, password: str | None, display_name: str, password_hash: str | None = None, **fields: object
 ) -> User:
     """Create a user with a local identity. Pass ``password_hash`` to reuse one (demo data)."""
-    user = User(display_name=display_name, password_hash=password_hash or (password and hash_password(password)), **fields)
+    user = User(
+        display_name=display_name, password_hash=password_hash or (password and hash_password(password)), **fields
+    )
     user.identities.append(Identity(provider=IdentityProvider.LOCAL, subject=normalise_username(username)))
     db.session.add(user)
     return user

@@ -22,11 +22,16 @@ from app.db import db
 from app.people.models import CareUnit, Organisation, OrganisationKind, Person
 from app.people.nin import make_nin
 
-DEMO_PASSWORD = "varde-demo"
+DEMO_PASSWORD = "varde-demo"  # noqa: S105 - public on purpose: printed by make run, demo mode only
 
 HOSPITALS = {
-    "St. Olavs hospital": ["Barne- og ungdomsklinikken", "Kreftklinikken", "Hjertemedisinsk poliklinikk",
-                           "Ortopedisk poliklinikk", "Kvinneklinikken"],
+    "St. Olavs hospital": [
+        "Barne- og ungdomsklinikken",
+        "Kreftklinikken",
+        "Hjertemedisinsk poliklinikk",
+        "Ortopedisk poliklinikk",
+        "Kvinneklinikken",
+    ],
     "Orkdal sjukehus": ["Medisinsk poliklinikk", "Ortopedisk poliklinikk"],
     "Røros sykehus": ["Medisinsk sengepost", "Poliklinikk"],
     "Sykehuset Levanger": ["Medisinsk klinikk", "Barneavdelingen", "Hørselssentralen"],
@@ -37,8 +42,10 @@ HOSPITALS = {
     "Molde sjukehus": ["Medisinsk poliklinikk", "Revmatologisk poliklinikk", "Hørselssentralen"],
 }
 MUNICIPALITIES = {
-    "Trondheim kommune": (["Lade legesenter", "Byåsen legekontor", "Moholt legesenter"],
-                          ["Helsestasjon for ungdom Trondheim", "Lademoen helsestasjon"]),
+    "Trondheim kommune": (
+        ["Lade legesenter", "Byåsen legekontor", "Moholt legesenter"],
+        ["Helsestasjon for ungdom Trondheim", "Lademoen helsestasjon"],
+    ),
     "Ålesund kommune": (["Aspøy legesenter", "Moa legesenter"], ["Ålesund helsestasjon"]),
     "Molde kommune": (["Molde legesenter"], ["Molde helsestasjon"]),
     "Kristiansund kommune": (["Kristiansund legesenter"], ["Kristiansund helsestasjon"]),
@@ -46,13 +53,77 @@ MUNICIPALITIES = {
     "Namsos kommune": (["Namsos legesenter"], ["Namsos helsestasjon"]),
     "Røros kommune": (["Røros legekontor"], ["Røros helsestasjon"]),
 }
-GIVEN_F = ["Kari", "Ingrid", "Anne", "Marit", "Sigrid", "Ingeborg", "Nora", "Emma", "Sara", "Maja",
-           "Ida", "Hanne", "Solveig", "Astrid", "Tone", "Liv", "Silje", "Hilde", "Ragnhild", "Åse"]
-GIVEN_M = ["Ola", "Per", "Lars", "Ole", "Jon", "Knut", "Arne", "Bjørn", "Jakob", "Emil", "Noah",
-           "Magnus", "Håkon", "Sindre", "Eirik", "Trond", "Geir", "Øystein", "Sverre", "Tor"]
-FAMILY = ["Nordmann", "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen",
-          "Kristiansen", "Jensen", "Berg", "Haugen", "Hagen", "Bakken", "Lie", "Strand", "Moen",
-          "Aune", "Lund", "Solberg", "Ødegård", "Sæther", "Græsli", "Rønning", "Brekke"]
+GIVEN_F = [
+    "Kari",
+    "Ingrid",
+    "Anne",
+    "Marit",
+    "Sigrid",
+    "Ingeborg",
+    "Nora",
+    "Emma",
+    "Sara",
+    "Maja",
+    "Ida",
+    "Hanne",
+    "Solveig",
+    "Astrid",
+    "Tone",
+    "Liv",
+    "Silje",
+    "Hilde",
+    "Ragnhild",
+    "Åse",
+]
+GIVEN_M = [
+    "Ola",
+    "Per",
+    "Lars",
+    "Ole",
+    "Jon",
+    "Knut",
+    "Arne",
+    "Bjørn",
+    "Jakob",
+    "Emil",
+    "Noah",
+    "Magnus",
+    "Håkon",
+    "Sindre",
+    "Eirik",
+    "Trond",
+    "Geir",
+    "Øystein",
+    "Sverre",
+    "Tor",
+]
+FAMILY = [
+    "Nordmann",
+    "Hansen",
+    "Johansen",
+    "Olsen",
+    "Larsen",
+    "Andersen",
+    "Pedersen",
+    "Nilsen",
+    "Kristiansen",
+    "Jensen",
+    "Berg",
+    "Haugen",
+    "Hagen",
+    "Bakken",
+    "Lie",
+    "Strand",
+    "Moen",
+    "Aune",
+    "Lund",
+    "Solberg",
+    "Ødegård",
+    "Sæther",
+    "Græsli",
+    "Rønning",
+    "Brekke",
+]
 
 
 @dataclass
@@ -153,14 +224,17 @@ class Builder:
             family = self.rng.choice(FAMILY)
             adult_age = self.rng.randint(24, 88)
             adult = self.person(
-                self.rng.choice(GIVEN_F + GIVEN_M), family, _age_to_birth(self.today, adult_age, self.rng.randint(0, 364))
+                self.rng.choice(GIVEN_F + GIVEN_M),
+                family,
+                _age_to_birth(self.today, adult_age, self.rng.randint(0, 364)),
             )
             self.patient_user(adult)
             made += 1
             if 26 <= adult_age <= 55 and self.rng.random() < 0.6:
                 if self.rng.random() < 0.7:
                     partner = self.person(
-                        self.rng.choice(GIVEN_F + GIVEN_M), family,
+                        self.rng.choice(GIVEN_F + GIVEN_M),
+                        family,
                         _age_to_birth(self.today, adult_age + self.rng.randint(-4, 4), self.rng.randint(0, 364)),
                     )
                     self.patient_user(partner)
@@ -168,7 +242,8 @@ class Builder:
                 for _child in range(self.rng.randint(1, 3)):
                     child_age = self.rng.randint(0, min(17, adult_age - 20))
                     child = self.person(
-                        self.rng.choice(GIVEN_F + GIVEN_M), family,
+                        self.rng.choice(GIVEN_F + GIVEN_M),
+                        family,
                         _age_to_birth(self.today, child_age, self.rng.randint(0, 364)),
                     )
                     if child_age >= 12:
@@ -178,8 +253,12 @@ class Builder:
         self.staff("dr.lund", "Dr. Marte Lund", Role.CLINICIAN, units["St. Olavs hospital"][:2])
         self.staff("dr.berg", "Dr. Henrik Berg", Role.CLINICIAN, units["Ålesund sjukehus"][:1])
         self.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN, units["Lade legesenter"])
-        self.staff("helsesykepleier.moen", "Helsesykepleier Eva Moen", Role.CLINICIAN,
-                   units["Helsestasjon for ungdom Trondheim"])
+        self.staff(
+            "helsesykepleier.moen",
+            "Helsesykepleier Eva Moen",
+            Role.CLINICIAN,
+            units["Helsestasjon for ungdom Trondheim"],
+        )
         self.staff("merkantil.strand", "Tove Strand", Role.CLERK, units["St. Olavs hospital"])
         self.staff("admin", "Varde-administrator", Role.ADMINISTRATOR, [])
 
@@ -225,7 +304,7 @@ def demo_command() -> None:
 
 def print_logins(logins: list[DemoLogin]) -> None:
     click.echo("")
-    click.echo("Demo logins (password for all: %s)" % DEMO_PASSWORD)
+    click.echo(f"Demo logins (password for all: {DEMO_PASSWORD})")
     click.echo("  Demo accounts skip the second factor in demo mode, except Nora, who shows enrolment.")
     for login in logins:
         click.echo(f"  {login.username:<16} {login.who}")

@@ -74,4 +74,3 @@ class Person(db.Model):
         if (day.month, day.day) < (self.birth_date.month, self.birth_date.day):
             years -= 1
         return years
-

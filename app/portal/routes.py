@@ -66,9 +66,7 @@ def end_session(session_id: str) -> Response:
     audit("session_revoked", actor_user_id=current_user.id, object_type="session")
     db.session.commit()
     if htmx.wants_fragment():
-        return htmx.render(
-            "portal/settings.html", "portal/_session_ended.html", message=_("Enheten er logget ut.")
-        )
+        return htmx.render("portal/settings.html", "portal/_session_ended.html", message=_("Enheten er logget ut."))
     return htmx.redirect_to(url_for("portal.settings"))
 
 

@@ -41,9 +41,7 @@ def manifest() -> Response:
             },
         ],
     }
-    response = current_app.response_class(
-        current_app.json.dumps(data), mimetype="application/manifest+json"
-    )
+    response = current_app.response_class(current_app.json.dumps(data), mimetype="application/manifest+json")
     return response
 
 

@@ -65,4 +65,3 @@ def init_app(app: Flask) -> None:
         db.session.rollback()
         app.logger.exception("unhandled error")  # the traceback, never request bodies
         return _render(500, *MESSAGES[500])
-

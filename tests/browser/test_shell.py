@@ -156,7 +156,12 @@ def test_a_push_shows_a_notification_that_opens_the_right_url(page, live_server,
             break
         page.wait_for_timeout(100)
     assert shown == [
-        {"title": "Varde", "body": "Du har et nytt prøvesvar", "tag": "result", "data": {"url": "/journal", "id": "n-1"}}
+        {
+            "title": "Varde",
+            "body": "Du har et nytt prøvesvar",
+            "tag": "result",
+            "data": {"url": "/journal", "id": "n-1"},
+        }
     ]
 
 
@@ -173,7 +178,9 @@ def test_a_push_cannot_send_the_user_to_another_site(page, live_server, kari):
         page.wait_for_timeout(100)
     registration_id = next(r["registrationId"] for r in registrations if r["scopeURL"] == f"{live_server}/")
     data = json.dumps({"title": "Varde", "body": "x", "tag": "t", "url": "https://evil.example/phish"})
-    cdp.send("ServiceWorker.deliverPushMessage", {"origin": live_server, "registrationId": registration_id, "data": data})
+    cdp.send(
+        "ServiceWorker.deliverPushMessage", {"origin": live_server, "registrationId": registration_id, "data": data}
+    )
     urls = []
     for _ in range(50):
         urls = page.evaluate(
@@ -218,7 +225,12 @@ def test_an_expired_session_during_htmx_goes_to_login_and_back(page, live_server
 
 def test_the_page_reads_without_javascript(playwright_instance, live_server, kari, tmp_path):
     context = playwright_instance.chromium.launch_persistent_context(
-        str(tmp_path / "nojs"), executable_path=CHROMIUM, args=FLAGS, viewport=PHONE, java_script_enabled=False, locale="nb-NO"
+        str(tmp_path / "nojs"),
+        executable_path=CHROMIUM,
+        args=FLAGS,
+        viewport=PHONE,
+        java_script_enabled=False,
+        locale="nb-NO",
     )
     try:
         page = context.pages[0]
