@@ -49,7 +49,8 @@ def test_every_string_has_an_english_translation():
     from babel.messages.pofile import read_po
 
     po = Path(__file__).resolve().parent.parent / "app/translations/en/LC_MESSAGES/messages.po"
-    catalog = read_po(po.open("rb"))
+    with po.open("rb") as fh:
+        catalog = read_po(fh)
     missing = [m.id for m in catalog if m.id and not all(m.string if isinstance(m.string, tuple) else [m.string])]
     assert missing == []
     assert not [m.id for m in catalog if m.id and m.fuzzy]
