@@ -134,6 +134,18 @@ def kari(app: Flask):
 
 
 @pytest.fixture
+def ola(app: Flask):
+    """Ola Nordmann, 8: Kari's son, too young for a login of his own."""
+    return factories.PersonFactory(given_name="Ola", family_name="Nordmann", birth_date=factories.birth_for_age(8))
+
+
+@pytest.fixture
+def ingrid(app: Flask):
+    """Ingrid Nordmann, 14: Kari's daughter, with a login of her own."""
+    return factories.patient("Ingrid", "Nordmann", age=14, username="ingrid", with_totp=True)
+
+
+@pytest.fixture
 def per(app: Flask):
     """Per Hansen, 67: another patient."""
     return factories.patient("Per", "Hansen", age=67, username="per", with_totp=True)

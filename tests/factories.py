@@ -64,13 +64,13 @@ class PersonFactory(Base):
     national_id = factory.LazyAttribute(lambda o: nin_for(o.birth_date))
 
 
-def _birth(age: int) -> date:
+def birth_for_age(age: int) -> date:
     today = clock.utcnow().date()
     return today.replace(year=today.year - age) - timedelta(days=30)
 
 
 def patient(given: str, family: str, *, age: int, username: str, with_totp: bool) -> User:
-    person = PersonFactory(given_name=given, family_name=family, birth_date=_birth(age))
+    person = PersonFactory(given_name=given, family_name=family, birth_date=birth_for_age(age))
     user = User(
         display_name=f"{given} {family}", person=person, role=Role.PATIENT, password_hash=hash_password(PASSWORD)
     )

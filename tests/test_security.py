@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.access.models import AuditEvent
 from app.auth.models import User
 from app.db import db
-from tests.conftest import csrf_from
+from tests.conftest import csrf_from, make_test_app
 
 
 def assert_security_headers(response, *, cacheable: bool = False):
@@ -154,3 +154,20 @@ def test_an_oversized_body_is_refused_with_413_and_nothing_is_written(client):
     assert "for stort" in response.get_data(as_text=True)
     assert_security_headers(response)
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+
+
+def test_an_unexpected_error_shows_no_detail_and_keeps_the_headers(tmp_path, database_url, monkeypatch):
+    from app.web import gate
+
+    app = make_test_app(tmp_path, database_url)
+
+    @app.route("/test-boom")
+    def boom():
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(gate, "PUBLIC_ENDPOINTS", gate.PUBLIC_ENDPOINTS | {"boom"})
+    response = app.test_client().get("/test-boom")
+    assert response.status_code == 500
+    html = response.get_data(as_text=True)
+    assert "Noe gikk galt hos oss" in html and "kaboom" not in html
+    assert_security_headers(response)

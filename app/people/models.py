@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
+from flask import current_app, has_app_context
 from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.db import db, now_default, str_enum
+from app.people.nin import parse_nin
 
 
 class OrganisationKind(StrEnum):
@@ -64,6 +66,12 @@ class Person(db.Model):
     birth_date: Mapped[date]
     created_at: Mapped[datetime] = mapped_column(default=now_default)
     updated_at: Mapped[datetime] = mapped_column(default=now_default, onupdate=now_default)
+
+    @validates("national_id")
+    def _validate_national_id(self, _key: str, value: str) -> str:
+        """Only valid fødselsnummer/D-numbers are stored; synthetic test numbers only in demo mode."""
+        allow_synthetic = has_app_context() and bool(current_app.config.get("DEMO_MODE"))
+        return parse_nin(value, allow_synthetic=allow_synthetic).value
 
     @property
     def display_name(self) -> str:

@@ -243,3 +243,26 @@ def test_the_page_reads_without_javascript(playwright_instance, live_server, kar
         assert page.get_by_role("heading", level=1).inner_text() == "Hei, Kari"
     finally:
         context.close()
+
+
+def test_the_keyboard_reaches_the_main_content_first(page, live_server, kari):
+    log_in(page, live_server, kari)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Hopp til hovedinnholdet"
+    assert page.locator(".skip-link").is_visible()  # visible when focused
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+
+
+def test_at_200_percent_zoom_nothing_is_cut_off_or_covered(page, live_server, kari):
+    log_in(page, live_server, kari)
+    # A 1280×720 laptop at 200 % zoom is a 640×360 CSS-pixel viewport; a small phone at 200 % is 320 wide.
+    for width, height in ((640, 360), (320, 568)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.goto(f"{live_server}/innstillinger")
+        assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+        last = page.locator("main .card").last.bounding_box()
+        tabbar = page.locator(".tabbar").bounding_box()
+        # At the very bottom, the last card ends above the tab bar: nothing hides behind it.
+        assert last["y"] + last["height"] <= tabbar["y"] + 1, (width, height)
