@@ -266,3 +266,32 @@ def test_at_200_percent_zoom_nothing_is_cut_off_or_covered(page, live_server, ka
         tabbar = page.locator(".tabbar").bounding_box()
         # At the very bottom, the last card ends above the tab bar: nothing hides behind it.
         assert last["y"] + last["height"] <= tabbar["y"] + 1, (width, height)
+
+
+def test_a_new_patient_sets_up_the_authenticator_app(page, live_server, nora, axe):
+    import pyotp
+
+    page.goto(f"{live_server}/logg-inn")
+    page.get_by_label("Fødselsnummer eller brukernavn").fill("nora")
+    page.get_by_label("Passord").fill(PASSWORD)
+    page.get_by_role("button", name="Logg inn").click()
+    page.wait_for_url("**/logg-inn/ny-kode")
+    qr = page.get_by_role("img", name="QR-kode for å legge til Varde i autentiseringsappen")
+    assert qr.is_visible()
+    box, svg = qr.bounding_box(), page.locator(".qr svg").bounding_box()
+    assert svg["width"] <= box["width"] + 1 and svg["height"] >= svg["width"] - 1  # whole and square
+    assert axe(page) == []
+    page.screenshot(path=str(SCREENSHOTS / "enrol-phone.png"), full_page=True)
+    secret = page.locator("code.secret").inner_text().replace(" ", "")
+    page.get_by_label("Engangskode fra autentiseringsappen").fill("000000")
+    page.get_by_role("button", name="Bekreft og fortsett").click()
+    assert page.locator(".error-summary").is_visible()
+    assert axe(page) == []
+    page.get_by_label("Engangskode fra autentiseringsappen").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Bekreft og fortsett").click()
+    page.wait_for_url("**/reservekoder**")
+    assert page.locator(".codes li").count() == 10
+    assert axe(page) == []
+    page.get_by_role("link", name="Jeg har tatt vare på kodene").click()
+    page.wait_for_url(f"{live_server}/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Hei, Nora"
