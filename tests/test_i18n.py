@@ -54,3 +54,13 @@ def test_every_string_has_an_english_translation():
     missing = [m.id for m in catalog if m.id and not all(m.string if isinstance(m.string, tuple) else [m.string])]
     assert missing == []
     assert not [m.id for m in catalog if m.id and m.fuzzy]
+
+
+def test_the_language_can_be_changed_before_logging_in(client):
+    page = client.get("/logg-inn").get_data(as_text=True)
+    assert 'lang="en" class="link-button">English</button>' in page
+    token = csrf_from(client)
+    response = client.post("/sprak", data={"lang": "en", "next": "/logg-inn?next=/timer", "csrf_token": token})
+    assert response.headers["Location"] == "/logg-inn?next=/timer"
+    html = client.get("/logg-inn").get_data(as_text=True)
+    assert '<html lang="en">' in html and ">Norsk bokmål</button>" in html

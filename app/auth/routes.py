@@ -37,14 +37,14 @@ def _record_failure(account: str) -> None:
     throttle().failed(account, _address())
 
 
-def safe_next(target: str | None) -> str | None:
-    """Only a path on this site; never another host, never back to the login pages."""
+def safe_next(target: str | None, *, allow_login_pages: bool = False) -> str | None:
+    """Only a path on this site; never another host, and (unless allowed) not back to the login pages."""
     if not target:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not parts.path.startswith("/") or target.startswith("//") or "\\" in target:
         return None
-    if parts.path.startswith(("/logg-inn", "/logg-ut", "/logget-ut")):
+    if not allow_login_pages and parts.path.startswith(("/logg-inn", "/logg-ut", "/logget-ut")):
         return None
     return target
 

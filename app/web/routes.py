@@ -20,7 +20,8 @@ def set_language() -> Response:
         if current_user.is_authenticated:
             current_user.locale = lang
             db.session.commit()
-    return htmx.redirect_to(safe_next(request.form.get("next")) or url_for("portal.overview"))
+    back = safe_next(request.form.get("next"), allow_login_pages=True)
+    return htmx.redirect_to(back or url_for("portal.overview"))
 
 
 @bp.route("/healthz")
