@@ -147,14 +147,76 @@ def test_first_login_enrols_an_authenticator_app_and_shows_recovery_codes_once(c
 
     code = pyotp.TOTP(secret).now()
     response = client.post("/logg-inn/ny-kode", data={"csrf_token": csrf("/logg-inn/ny-kode"), "code": code})
-    assert response.status_code == 303
-    assert response.headers["Location"].startswith("/reservekoder")
-    shown = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert shown.count("<li><code>") == 10
+    assert response.status_code == 200
+    shown = response.get_data(as_text=True)
+    codes = [c.split("</code>")[0] for c in shown.split("<li><code>")[1:]]
+    assert len(codes) == 10
     assert client.get("/reservekoder").get_data(as_text=True).count("<li><code>") == 0  # only once
-    user = db.session.get(User, nora.id)
-    db.session.refresh(user)
-    assert user.totp_enabled_at is not None
+    # The codes exist nowhere in clear: not in any session row.
+    stored = " ".join(str(row.data) for row in db.session.scalars(select(ServerSession)))
+    assert not any(c in stored or c.replace("-", "") in stored for c in codes)
+    assert db.session.get(User, nora.id).totp_enabled_at is not None
+    assert client.get("/").status_code == 200  # logged in
+
+
+def test_a_half_done_enrolment_never_passes_its_key_to_the_next_account(client, app, csrf, nora):
+    from tests.factories import patient
+
+    eva = patient("Eva", "Moen", age=33, username="eva", with_totp=False)
+    _password_step(client, csrf, "nora")
+    nora_page = client.get("/logg-inn/ny-kode").get_data(as_text=True)
+    _password_step(client, csrf, "eva")  # Nora gives up; Eva logs in on the same phone
+    eva_page = client.get("/logg-inn/ny-kode").get_data(as_text=True)
+    key = lambda html: html.split('class="secret">')[1].split("<")[0]  # noqa: E731
+    assert key(nora_page) != key(eva_page)
+    assert eva.id
+
+
+def test_renewing_recovery_codes_shows_new_ones_once_and_the_old_stop_working(client, kari, login_as):
+    from app.auth.services import new_recovery_codes
+
+    old = new_recovery_codes(kari)
+    db.session.commit()
+    login_as(kari)
+    response = client.post("/reservekoder", data={"csrf_token": csrf_from(client, "/innstillinger")})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert html.count("<li><code>") == 10
+    assert old[0] not in html
+    hashes = db.session.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == kari.id)).all()
+    assert len(hashes) == 10
+
+
+def test_the_csrf_token_changes_at_login(client, csrf, kari):
+    before = csrf()
+    _password_step(client, csrf, "kari")
+    client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": totp_now(kari)})
+    after = csrf_from(client, "/innstillinger")
+    assert before.split(".")[0] != after.split(".")[0]
+    # The old token no longer works for a write.
+    assert client.post("/sprak", data={"lang": "en", "csrf_token": before}).status_code == 400
+
+
+def test_two_logins_racing_with_one_code_cannot_both_win(app, kari):
+    from app.auth.services import claim_totp_step
+
+    assert claim_totp_step(kari, 1000) is True
+    assert claim_totp_step(kari, 1000) is False  # the conditional UPDATE lets one through
+    assert claim_totp_step(kari, 999) is False
+    assert claim_totp_step(kari, 1001) is True
+
+
+@pytest.mark.parametrize("target", ["/\r\nSet-Cookie:x=y", "/\n", "/ok\x7f"])
+def test_control_characters_in_next_are_dropped_not_a_500(client, csrf, kari, target):
+    _password_step(client, csrf, "kari", next_url=target)
+    response = client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": totp_now(kari)})
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+
+
+def test_a_nul_in_the_username_is_a_wrong_login_not_a_500(client, csrf, kari):
+    response = _password_step(client, csrf, "kari\x00")
+    assert response.status_code == 401
 
 
 def test_demo_accounts_skip_the_second_factor_only_in_demo_mode(client, app, csrf, kari):
@@ -179,21 +241,45 @@ def test_the_login_page_says_when_demo_logins_skip_the_code(client, app):
     assert "Demobrukere logges inn uten engangskode" in client.get("/logg-inn").get_data(as_text=True)
 
 
-def test_failed_logins_are_limited_per_account(client, app, csrf, kari):
+def test_failed_logins_are_limited_per_account_and_address(client, app, csrf, kari):
     for _ in range(5):
         assert _password_step(client, csrf, "kari", password="feil").status_code == 401
-    other = app.test_client()  # another browser, same account: still limited
-    response = other.post(
-        "/logg-inn",
-        data={"csrf_token": csrf_from(other), "username": "kari", "password": PASSWORD},
-        environ_base={"REMOTE_ADDR": "10.1.2.3"},
-    )
+    other = app.test_client()  # another browser at the same address, right password: still limited
+    response = other.post("/logg-inn", data={"csrf_token": csrf_from(other), "username": "kari", "password": PASSWORD})
     assert response.status_code == 429
     assert "For mange forsøk" in response.get_data(as_text=True)
 
 
+def test_a_guesser_elsewhere_cannot_lock_the_patient_out(client, app, csrf, kari):
+    for _ in range(6):
+        _password_step(client, csrf, "kari", password="feil")  # the attacker's address
+    home = app.test_client()
+    response = home.post(
+        "/logg-inn",
+        data={"csrf_token": csrf_from(home), "username": "kari", "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.9.8.7"},
+    )
+    assert response.status_code == 303
+
+
+def test_guessing_one_account_from_many_addresses_is_limited_too(app, kari):
+    for i in range(20):
+        c = app.test_client()
+        env = {"REMOTE_ADDR": f"10.0.0.{i}"}
+        token = csrf_from(c)
+        c.post("/logg-inn", data={"csrf_token": token, "username": "kari", "password": "feil"}, environ_base=env)
+    c = app.test_client()
+    token = csrf_from(c)
+    response = c.post(
+        "/logg-inn",
+        data={"csrf_token": token, "username": "kari", "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "10.0.1.1"},
+    )
+    assert response.status_code == 429
+
+
 def test_failed_logins_are_limited_per_address(client, csrf, kari, per):
-    for i in range(30):
+    for i in range(50):
         assert _password_step(client, csrf, f"ukjent{i}", password="feil").status_code == 401
     assert _password_step(client, csrf, "per").status_code == 429
 
@@ -217,6 +303,8 @@ def test_wrong_codes_are_limited_too(client, csrf, kari):
 
 def test_a_pending_login_runs_out(client, csrf, kari, frozen_clock):
     _password_step(client, csrf, "kari")
-    frozen_clock.advance(minutes=11)
+    frozen_clock.advance(minutes=29)
+    assert client.get("/logg-inn/kode").status_code == 200  # time to install an app
+    frozen_clock.advance(minutes=2)
     response = client.get("/logg-inn/kode")
     assert response.headers["Location"] == "/logg-inn"

@@ -141,3 +141,26 @@ def test_anonymous_visits_to_assets_create_no_sessions(client):
     for path in ("/manifest.webmanifest", "/sw.js", "/static/css/varde.css"):
         client.get(path).close()
     assert db.session.scalar(select(func.count()).select_from(ServerSession)) == 0
+
+
+def test_expired_sessions_are_cleared_out_as_new_ones_start(client, app, kari, login_as, frozen_clock, monkeypatch):
+    login_as(kari)
+    frozen_clock.advance(minutes=31)
+    monkeypatch.setitem(app.config, "SESSION_PRUNE_ONE_IN", 1)
+    app.test_client().get("/logg-inn")  # a new visitor's session
+    assert (
+        db.session.scalar(select(func.count()).select_from(ServerSession).where(ServerSession.user_id == kari.id)) == 0
+    )
+
+
+def test_pages_without_a_form_start_no_session_for_visitors(client):
+    for path in ("/logget-ut", "/frakoblet", "/finnes-ikke", "/healthz"):
+        client.get(path)
+    assert db.session.scalar(select(func.count()).select_from(ServerSession)) == 0
+
+
+def test_a_malformed_device_id_is_not_found(client, kari, login_as):
+    login_as(kari)
+    token = csrf_from(client, "/innstillinger")
+    for junk in ("x", "%00" * 64, "A" * 64):
+        assert client.post(f"/innstillinger/enheter/{junk}/logg-ut", data={"csrf_token": token}).status_code == 404

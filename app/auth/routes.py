@@ -13,9 +13,9 @@ from sqlalchemy.orm import joinedload
 from app import clock
 from app.access.services import audit
 from app.auth import services
-from app.auth.forms import CodeForm, EmptyForm, LoginForm, RecoveryForm
+from app.auth.forms import CodeForm, LoginForm, RecoveryForm
 from app.auth.models import IdentityProvider, User
-from app.auth.throttle import throttle
+from app.auth.throttle import Attempt, throttle
 from app.db import db
 from app.extensions import login_manager
 from app.web import htmx
@@ -27,20 +27,18 @@ def _address() -> str:
     return request.remote_addr or "unknown"
 
 
-def _check_throttle(account: str) -> None:
-    """Refuse (429) before doing anything when the account or address has failed too often."""
-    if not throttle().allowed(account, _address()):
+def _attempt(account: str) -> Attempt:
+    """Count a login step before checking anything; refuse (429) when too many have failed."""
+    attempt = throttle().attempt(account, _address())
+    if not attempt.allowed:
         abort(429)
-
-
-def _record_failure(account: str) -> None:
-    throttle().failed(account, _address())
+    return attempt
 
 
 def safe_next(target: str | None, *, allow_login_pages: bool = False) -> str | None:
     """Only a path on this site; never another host, and (unless allowed) not back to the login pages."""
-    if not target:
-        return None
+    if not target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return None  # a line break would split the Location header
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not parts.path.startswith("/") or target.startswith("//") or "\\" in target:
         return None
@@ -88,10 +86,12 @@ def _pending_user() -> User | None:
     return user if user and user.is_active else None
 
 
-def _complete_login(user: User, method: str) -> Response:
+def _finish_login(user: User, method: str) -> str:
+    """Log the user in for real (new session id, audit row) and return where they should land."""
     next_url = safe_next((session.get("pending") or {}).get("next"))
     session.pop("pending", None)
     session.pop("enrol_secret", None)
+    session.pop("csrf_token", None)  # a token seen before login is worth nothing after it
     session.regenerate()  # a new session id at login: a planted id is worth nothing
     login_user(user)
     now = clock.utcnow()
@@ -102,7 +102,7 @@ def _complete_login(user: User, method: str) -> Response:
     audit("login", actor_user_id=user.id, subject_person_id=user.person_id, object_type="auth", object_id=method)
     db.session.commit()
     default = url_for("staff.home") if user.is_staff and "staff.home" in current_app.view_functions else None
-    return htmx.redirect_to(next_url or default or url_for("portal.overview"))
+    return next_url or default or url_for("portal.overview")
 
 
 @bp.route("/logg-inn", methods=["GET", "POST"])
@@ -113,26 +113,25 @@ def login() -> Response:
     next_url = safe_next(request.values.get("next"))
     expired = bool(getattr(session, "expired", False)) or request.args.get("utlopt") == "1"
     if request.method == "POST":
-        account = "user:" + services.normalise_username(request.form.get("username", ""))
-        _check_throttle(account)
+        attempt = _attempt("user:" + services.normalise_username(request.form.get("username", "")))
         if not form.validate():
-            _record_failure(account)
-            return htmx.render("auth/login.html", form=form, next_url=next_url, status=400)
+            return htmx.render("auth/login.html", form=form, next_url=next_url, status=400, show_language_choice=True)
         user = services.check_password(form.username.data, form.password.data)
         if user is None:
-            _record_failure(account)
             audit("login_failed", actor_user_id=None, object_type="auth", object_id="password", outcome="denied")
             db.session.commit()
             form.password.errors.append(_("Fødselsnummeret/brukernavnet eller passordet er feil. Sjekk og prøv igjen."))
-            return htmx.render("auth/login.html", form=form, next_url=next_url, status=401)
+            return htmx.render("auth/login.html", form=form, next_url=next_url, status=401, show_language_choice=True)
+        throttle().succeeded(attempt)
+        session.pop("enrol_secret", None)  # never carry a half-done enrolment over to another account
         session["pending"] = {"uid": user.id, "at": clock.utcnow().isoformat(), "next": next_url}
         if current_app.config["DEMO_MODE"] and user.is_demo:
-            return _complete_login(user, "password+demo")
+            return htmx.redirect_to(_finish_login(user, "password+demo"))
         db.session.commit()  # a rehashed password is kept
         if user.has_second_factor:
             return htmx.redirect_to(url_for("auth.second_factor"))
         return htmx.redirect_to(url_for("auth.enroll"))
-    return htmx.render("auth/login.html", form=form, next_url=next_url, expired=expired)
+    return htmx.render("auth/login.html", form=form, next_url=next_url, expired=expired, show_language_choice=True)
 
 
 @bp.route("/logg-inn/kode", methods=["GET", "POST"])
@@ -144,24 +143,20 @@ def second_factor() -> Response:
     form, recovery = CodeForm(prefix="totp"), RecoveryForm(prefix="rc")
     use_recovery = request.values.get("reserve") == "1"
     if request.method == "POST":
-        account = f"code:{user.id}"
-        _check_throttle(account)
+        attempt = _attempt(f"code:{user.id}")
         active = recovery if use_recovery else form
         if not active.validate():
-            _record_failure(account)
             return htmx.render("auth/code.html", form=form, recovery=recovery, use_recovery=use_recovery, status=400)
         if use_recovery:
             ok = services.use_recovery_code(user, recovery.recovery_code.data)
             method = "recovery_code"
         else:
             step = services.verify_totp(user.totp_secret or "", form.code.data, user.totp_last_step)
-            ok = step is not None
-            if ok:
-                user.totp_last_step = step
+            ok = step is not None and services.claim_totp_step(user, step)
             method = "totp"
         if ok:
-            return _complete_login(user, method)
-        _record_failure(account)
+            throttle().succeeded(attempt)
+            return htmx.redirect_to(_finish_login(user, method))
         audit("login_failed", actor_user_id=user.id, object_type="auth", object_id=method, outcome="denied")
         db.session.commit()
         field = recovery.recovery_code if use_recovery else form.code
@@ -189,21 +184,19 @@ def enroll() -> Response:
     form = CodeForm()
     context = {"form": form, "qr_svg": services.totp_qr_svg(uri), "secret": secret}
     if request.method == "POST":
-        account = f"code:{user.id}"
-        _check_throttle(account)
+        attempt = _attempt(f"code:{user.id}")
         if not form.validate():
-            _record_failure(account)
             return htmx.render("auth/enroll.html", status=400, **context)
         step = services.verify_totp(secret, form.code.data, None)
         if step is None:
-            _record_failure(account)
             form.code.errors = [_("Koden stemmer ikke. Skriv inn koden som vises i appen nå, og prøv igjen.")]
             return htmx.render("auth/enroll.html", status=401, **context)
+        throttle().succeeded(attempt)
         codes = services.enable_totp(user, secret, step)
         audit("second_factor_enabled", actor_user_id=user.id, subject_person_id=user.person_id, object_type="auth")
-        session["fresh_recovery_codes"] = codes
-        session["pending"]["next"] = url_for("auth.recovery_codes", next=session["pending"].get("next"))
-        return _complete_login(user, "totp_enrolled")
+        next_url = _finish_login(user, "totp_enrolled")
+        # Shown in this response only: the codes are never stored anywhere but as hashes.
+        return htmx.render("auth/recovery_codes.html", codes=codes, next_url=next_url)
     return htmx.render("auth/enroll.html", **context)
 
 
@@ -211,16 +204,19 @@ def enroll() -> Response:
 def recovery_codes() -> Response:
     """Show new recovery codes once (after enrolment, or when the user asks for new ones)."""
     if request.method == "POST":
-        form = EmptyForm()
-        if form.validate():
-            codes = services.new_recovery_codes(current_user)
-            audit("recovery_codes_renewed", actor_user_id=current_user.id, object_type="auth")
-            db.session.commit()
-            session["fresh_recovery_codes"] = codes
-        return htmx.redirect_to(url_for("auth.recovery_codes"))
-    codes = session.pop("fresh_recovery_codes", None)
-    next_url = safe_next(request.args.get("next")) or url_for("portal.overview")
-    return htmx.render("auth/recovery_codes.html", codes=codes, next_url=next_url)
+        codes = services.new_recovery_codes(current_user)
+        audit("recovery_codes_renewed", actor_user_id=current_user.id, object_type="auth")
+        db.session.commit()
+        # Shown in this response only: the codes are never stored anywhere but as hashes.
+        return htmx.render("auth/recovery_codes.html", codes=codes, next_url=url_for("portal.settings"))
+    return htmx.render("auth/recovery_codes.html", codes=None, next_url=url_for("portal.settings"))
+
+
+@bp.route("/okt/forleng", methods=["POST"])
+def extend_session() -> Response:
+    """The user answered the idle warning: count it as activity (the idle timeout starts again)."""
+    session.modified = True  # saving the session moves last_seen_at to now
+    return Response(status=204)
 
 
 @bp.route("/logg-ut", methods=["POST"])

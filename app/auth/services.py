@@ -15,7 +15,7 @@ import segno
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from app import clock
 from app.auth.models import Identity, IdentityProvider, RecoveryCode, User
@@ -37,8 +37,14 @@ def hash_password(password: str) -> str:
 
 
 def normalise_username(raw: str) -> str:
-    """Usernames compare without spaces and case (a national id typed with spaces still matches)."""
-    return "".join((raw or "").split()).lower()
+    """Usernames compare without spaces and case (a national id typed with spaces still matches).
+
+    Control characters (NUL breaks PostgreSQL text) make it match nothing.
+    """
+    compact = "".join((raw or "").split()).lower()
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in compact):
+        return ""
+    return compact[:255]
 
 
 def find_local_user(username: str) -> User | None:
@@ -113,6 +119,20 @@ def verify_totp(secret: str, code: str, last_step: int | None) -> int | None:
     return None
 
 
+def claim_totp_step(user: User, step: int) -> bool:
+    """Record that the code of ``step`` was used; False if it (or a later one) already was.
+
+    A conditional UPDATE, so two requests racing with the same code cannot both win.
+    """
+    result = db.session.execute(
+        update(User)
+        .where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 def enable_totp(user: User, secret: str, step: int) -> list[str]:
     """Turn on the second factor and return fresh recovery codes (shown once, stored hashed)."""
     user.totp_secret = secret
@@ -130,21 +150,23 @@ def new_recovery_codes(user: User) -> list[str]:
 
 
 def use_recovery_code(user: User, raw: str) -> bool:
-    """Accept an unused recovery code once. Codes have 50 bits of entropy, so a fast hash is enough."""
-    code = "".join(ch for ch in (raw or "").lower() if ch.isalnum())
+    """Accept an unused recovery code once, even when two requests race with the same code.
+
+    Codes have 50 bits of entropy and attempts are rate limited, so a keyed fast hash is enough.
+    """
+    code = "".join(ch for ch in (raw or "").lower() if ch.isascii() and ch.isalnum())
     if len(code) != 10:
         return False
-    row = db.session.scalar(
-        select(RecoveryCode).where(
+    result = db.session.execute(
+        update(RecoveryCode)
+        .where(
             RecoveryCode.user_id == user.id,
             RecoveryCode.code_hash == _code_hash(code),
             RecoveryCode.used_at.is_(None),
         )
+        .values(used_at=clock.utcnow())
     )
-    if row is None:
-        return False
-    row.used_at = clock.utcnow()
-    return True
+    return result.rowcount == 1
 
 
 def remaining_recovery_codes(user: User) -> int:

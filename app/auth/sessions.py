@@ -147,6 +147,10 @@ class DbSessionInterface(SessionInterface):
             db.session.commit()
             session.token = token
             self._set_cookie(app, response, token)
+            if secrets.randbelow(app.config["SESSION_PRUNE_ONE_IN"]) == 0:
+                # Now and then, clear out sessions past their idle timeout (visitors who left
+                # the login page, browsers closed without logging out). Cheap: an indexed delete.
+                prune_expired(app)
             return
         values: dict[str, Any] = {}
         if session.modified:

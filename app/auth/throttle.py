@@ -1,35 +1,57 @@
-"""Login rate limits per account and per address, on the `limits` library (Redis at scale).
+"""Login rate limits, on the storage of the `limits` library (in memory, or Redis at scale).
 
-Only failed attempts count: someone who logs in correctly is never slowed down, while guessing a
-password or a code stops after a few tries. Checked only on the login steps, so ordinary page
-views pay nothing for it.
+Three fixed windows, each checked on every login step (password, code, enrolment):
+
+- per account *and* address: a guesser at one address is stopped after a few tries;
+- per account alone, looser: a guesser spread over many addresses is slowed down, while one
+  attacker cannot lock the real patient out by failing on purpose from elsewhere;
+- per address alone: one address cannot try many accounts.
+
+Every attempt is counted *before* the password or code is checked (an atomic increment, so
+parallel requests cannot slip past the limit), and given back when the attempt succeeds:
+only failures use up the allowance. Page views never touch this.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from flask import Flask, current_app
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits import RateLimitItem, parse
+from limits.storage import Storage, storage_from_string
+
+
+@dataclass(frozen=True)
+class Attempt:
+    keys: tuple[tuple[str, RateLimitItem], ...]
+    allowed: bool
 
 
 class LoginThrottle:
     def __init__(self, app: Flask) -> None:
         # Without REDIS_URL the counts live in this process: right for `make run`, not for several workers.
-        self.storage = storage_from_string(app.config["REDIS_URL"] or "memory://")
-        self.strategy = MovingWindowRateLimiter(self.storage)
+        self.storage: Storage = storage_from_string(app.config["REDIS_URL"] or "memory://")
+        self.per_pair = parse(app.config["LOGIN_LIMIT_PER_ACCOUNT_AND_ADDRESS"])
         self.per_account = parse(app.config["LOGIN_LIMIT_PER_ACCOUNT"])
         self.per_address = parse(app.config["LOGIN_LIMIT_PER_ADDRESS"])
 
-    def allowed(self, account: str, address: str) -> bool:
-        """False when this account or this address has used up its failed attempts."""
-        return self.strategy.test(self.per_account, "login-account", account) and self.strategy.test(
-            self.per_address, "login-address", address
+    def attempt(self, account: str, address: str) -> Attempt:
+        """Count an attempt. ``allowed`` is False when any window is used up: refuse it then."""
+        keys = (
+            (f"varde-login/pair/{account}/{address}", self.per_pair),
+            (f"varde-login/account/{account}", self.per_account),
+            (f"varde-login/address/{address}", self.per_address),
         )
+        allowed = True
+        for key, item in keys:
+            if self.storage.incr(key, item.get_expiry()) > item.amount:
+                allowed = False
+        return Attempt(keys, allowed)
 
-    def failed(self, account: str, address: str) -> None:
-        self.strategy.hit(self.per_account, "login-account", account)
-        self.strategy.hit(self.per_address, "login-address", address)
+    def succeeded(self, attempt: Attempt) -> None:
+        """A successful attempt does not use up the allowance."""
+        for key, item in attempt.keys:
+            self.storage.incr(key, item.get_expiry(), -1)
 
     def reset(self) -> None:
         self.storage.reset()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, abort, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -14,6 +16,7 @@ from app.db import db
 from app.web import htmx
 
 bp = Blueprint("portal", __name__)
+SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @bp.route("/")
@@ -59,6 +62,8 @@ def settings() -> Response:
 @bp.route("/innstillinger/enheter/<session_id>/logg-ut", methods=["POST"])
 def end_session(session_id: str) -> Response:
     """Log out one device. The row replaces itself for htmx; a plain form gets the page again."""
+    if not SESSION_ID.fullmatch(session_id):
+        abort(404)
     if session_id == sessions.current_session_id(session):
         abort(400)  # this device logs out with the ordinary log-out button
     if not sessions.revoke_session(current_user.id, session_id):

@@ -121,4 +121,5 @@ def init_app(app: Flask) -> None:
             "current_locale": str(get_locale()),
             "languages": current_app.config["LANGUAGES"],
             "demo_mode": current_app.config["DEMO_MODE"],
+            "session_idle_seconds": int(current_app.config["SESSION_IDLE_TIMEOUT"].total_seconds()),
         }

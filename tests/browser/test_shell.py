@@ -295,3 +295,65 @@ def test_a_new_patient_sets_up_the_authenticator_app(page, live_server, nora, ax
     page.get_by_role("link", name="Jeg har tatt vare på kodene").click()
     page.wait_for_url(f"{live_server}/")
     assert page.get_by_role("heading", level=1).inner_text() == "Hei, Nora"
+
+
+def test_focus_never_hides_behind_the_tab_bar(page, live_server, kari, login_as, app):
+    for _ in range(3):  # enough devices that the settings page is longer than the screen
+        login_as(kari, app.test_client())
+    log_in(page, live_server, kari)
+    page.set_viewport_size({"width": 390, "height": 700})
+    page.goto(f"{live_server}/innstillinger")
+    tabbar_top = page.locator(".tabbar").bounding_box()["y"]
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        box = page.evaluate(
+            """() => { const el = document.activeElement;
+                       if (!el || el.closest('.tabbar') || el === document.body) return null;
+                       const r = el.getBoundingClientRect(); return {top: r.top, bottom: r.bottom}; }"""
+        )
+        if box:
+            assert box["bottom"] <= tabbar_top + 1, box
+
+
+def test_after_logging_out_a_device_focus_lands_on_the_message(page, live_server, kari, login_as, app):
+    login_as(kari, app.test_client())
+    log_in(page, live_server, kari)
+    page.goto(f"{live_server}/innstillinger")
+    page.get_by_role("button", name="Logg ut Ukjent nettleser").focus()
+    page.keyboard.press("Enter")
+    page.get_by_text("Enheten er logget ut.").wait_for()
+    page.wait_for_function("document.activeElement.classList.contains('device--ended')")
+
+
+def test_the_idle_warning_lets_the_user_stay_logged_in(page, live_server, kari, app, monkeypatch):
+    from datetime import timedelta
+
+    from app.auth.models import ServerSession
+    from app.db import db
+
+    log_in(page, live_server, kari)
+    monkeypatch.setitem(app.config, "SESSION_IDLE_TIMEOUT", timedelta(seconds=123))
+    page.goto(f"{live_server}/journal")
+    warning = page.locator("#session-warning")
+    assert warning.is_hidden()
+    warning.wait_for(state="visible", timeout=10_000)
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Fortsett å være innlogget"
+    before = db.session.scalar(db.select(ServerSession.last_seen_at).where(ServerSession.user_id == kari.id))
+    with page.expect_response("**/okt/forleng") as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 204
+    warning.wait_for(state="hidden")
+    db.session.expire_all()
+    after = db.session.scalar(db.select(ServerSession.last_seen_at).where(ServerSession.user_id == kari.id))
+    assert after > before
+
+
+def test_when_the_time_is_up_the_page_leaves_the_health_data(page, live_server, kari, app, monkeypatch):
+    from datetime import timedelta
+
+    log_in(page, live_server, kari)
+    monkeypatch.setitem(app.config, "SESSION_IDLE_TIMEOUT", timedelta(seconds=3))
+    page.goto(f"{live_server}/journal")
+    page.wait_for_url("**/logg-inn?**", timeout=10_000)
+    assert "utlopt=1" in page.url and "next=/journal" in page.url
+    assert page.get_by_text("Du ble logget ut fordi du ikke hadde gjort noe på en stund").is_visible()

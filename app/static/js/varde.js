@@ -2,26 +2,53 @@
 (function () {
   "use strict";
 
-  // Move focus to the error summary so screen readers and keyboards start there.
-  function focusErrorSummary(root) {
-    var summary = (root || document).querySelector("[data-focus-on-load]");
-    if (summary) summary.focus();
+  // Move focus to what asked for it: the error summary on a failed form, or a swapped-in
+  // message, so keyboard and screen reader users land where the change is.
+  function focusRequested() {
+    var el = document.querySelector("[data-focus-on-load]");
+    if (el) {
+      el.removeAttribute("data-focus-on-load");
+      el.focus();
+    }
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    focusErrorSummary(document);
-  });
-
-  // After an htmx swap, focus a new error summary too.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    focusErrorSummary(event.detail.target);
-  });
+  document.addEventListener("DOMContentLoaded", focusRequested);
+  document.addEventListener("htmx:afterSettle", focusRequested);
 
   // A request that never reached the server: say so in the live region instead of doing nothing.
   document.addEventListener("htmx:sendError", function () {
     var live = document.getElementById("live");
     if (live) live.textContent = live.getAttribute("data-offline-message") || "";
   });
+
+  // Warn two minutes before the idle timeout, offer to stay logged in, and when the time is up
+  // leave the page (so health data does not stay on an unattended screen).
+  function sessionWarning() {
+    var box = document.getElementById("session-warning");
+    if (!box) return;
+    var idle = parseInt(box.getAttribute("data-idle-seconds"), 10) * 1000;
+    var warn = parseInt(box.getAttribute("data-warn-seconds"), 10) * 1000;
+    var warnTimer, endTimer;
+    function start() {
+      clearTimeout(warnTimer);
+      clearTimeout(endTimer);
+      box.hidden = true;
+      warnTimer = setTimeout(function () {
+        box.hidden = false;
+        var button = box.querySelector("button");
+        if (button) button.focus();
+      }, Math.max(idle - warn, 0));
+      endTimer = setTimeout(function () {
+        window.location.assign(box.getAttribute("data-expired-url"));
+      }, idle);
+    }
+    // Any answered htmx request counts as activity on the server too.
+    document.addEventListener("htmx:afterRequest", function (event) {
+      if (event.detail.successful) start();
+    });
+    start();
+  }
+  document.addEventListener("DOMContentLoaded", sessionWarning);
 
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
