@@ -130,7 +130,6 @@ FAMILY = [
 class DemoLogin:
     who: str
     username: str
-    note: str
 
 
 def _age_to_birth(today: date, years: int, extra_days: int) -> date:
@@ -276,14 +275,14 @@ def demo_logins() -> list[DemoLogin]:
             select(Person).where(Person.given_name == given, Person.family_name == family).order_by(Person.id)
         )
         if person:
-            logins.append(DemoLogin(label, person.national_id, ""))
+            logins.append(DemoLogin(label, person.national_id))
     for username, label in (
         ("dr.lund", "Dr. Marte Lund (behandler, St. Olavs hospital)"),
         ("dr.berg", "Dr. Henrik Berg (behandler, Ålesund sjukehus)"),
         ("merkantil.strand", "Tove Strand (merkantil, St. Olavs hospital)"),
         ("admin", "Varde-administrator"),
     ):
-        logins.append(DemoLogin(label, username, ""))
+        logins.append(DemoLogin(label, username))
     return logins
 
 

@@ -121,5 +121,6 @@ def init_app(app: Flask) -> None:
             "current_locale": str(get_locale()),
             "languages": current_app.config["LANGUAGES"],
             "demo_mode": current_app.config["DEMO_MODE"],
+            "current_path": request.full_path if request.query_string else request.path,
             "session_idle_seconds": int(current_app.config["SESSION_IDLE_TIMEOUT"].total_seconds()),
         }
