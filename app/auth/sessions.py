@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import Select, bindparam, delete, select, update
+from sqlalchemy import Executable, Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import CallbackDict
 
@@ -102,8 +102,7 @@ class DbSessionInterface(SessionInterface):
         started = _aware(row.authenticated_at or row.created_at)
         absolute_expired = started + app.config["SESSION_ABSOLUTE_TIMEOUT"] < now
         if idle_expired or absolute_expired:
-            db.session.execute(delete(ServerSession).where(ServerSession.id == row.id))
-            db.session.commit()
+            _write(delete(ServerSession).where(ServerSession.id == row.id))
             session = DbSession()
             session.expired = True  # lets the login page say why
             return session
@@ -121,19 +120,16 @@ class DbSessionInterface(SessionInterface):
         now = clock.utcnow()
         if session.ended:
             if session.token:
-                db.session.execute(delete(ServerSession).where(ServerSession.id == _hash(session.token)))
-                db.session.commit()
+                _write(delete(ServerSession).where(ServerSession.id == _hash(session.token)))
             response.delete_cookie(name, path="/", secure=True, httponly=True, samesite="Lax")
             return
         if session.new and not session.modified:
             return
         if session.new or session.rotate:
-            if session.token:
-                db.session.execute(delete(ServerSession).where(ServerSession.id == _hash(session.token)))
             token = secrets.token_urlsafe(32)
             user_id = _int_or_none(session.get("_user_id"))
-            db.session.add(
-                ServerSession(
+            statements = [
+                insert(ServerSession).values(
                     id=_hash(token),
                     user_id=user_id,
                     data=dict(session),
@@ -143,8 +139,10 @@ class DbSessionInterface(SessionInterface):
                     ip=_client_ip(),
                     user_agent=_user_agent(),
                 )
-            )
-            db.session.commit()
+            ]
+            if session.token:  # rotation: the old id stops working in the same transaction
+                statements.insert(0, delete(ServerSession).where(ServerSession.id == _hash(session.token)))
+            _write(*statements)
             session.token = token
             self._set_cookie(app, response, token)
             if secrets.randbelow(app.config["SESSION_PRUNE_ONE_IN"]) == 0:
@@ -162,8 +160,7 @@ class DbSessionInterface(SessionInterface):
         if session.modified or session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL:
             values["last_seen_at"] = now
         if values:
-            db.session.execute(update(ServerSession).where(ServerSession.id == _hash(session.token)).values(**values))
-            db.session.commit()
+            _write(update(ServerSession).where(ServerSession.id == _hash(session.token)).values(**values))
 
     def _set_cookie(self, app: Flask, response: Response, token: str) -> None:
         # No Max-Age: a session cookie, gone when the browser closes; the server enforces timeouts.
@@ -175,6 +172,13 @@ class DbSessionInterface(SessionInterface):
             httponly=True,
             samesite="Lax",
         )
+
+
+def _write(*statements: Executable) -> None:
+    """Session writes go in a transaction of their own, never mixed into the request's unit of work."""
+    with db.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(statement)
 
 
 def revoke_sessions(user_id: int, *, except_token: str | None = None) -> int:
@@ -209,9 +213,8 @@ def current_session_id(session: DbSession) -> str | None:
 def prune_expired(app: Flask) -> int:
     """Delete sessions past their idle timeout (run from the worker or `flask sessions prune`)."""
     cutoff = clock.utcnow() - app.config["SESSION_IDLE_TIMEOUT"]
-    result = db.session.execute(delete(ServerSession).where(ServerSession.last_seen_at < cutoff))
-    db.session.commit()
-    return result.rowcount or 0
+    with db.engine.begin() as conn:
+        return conn.execute(delete(ServerSession).where(ServerSession.last_seen_at < cutoff)).rowcount or 0
 
 
 def _aware(value: datetime) -> datetime:
