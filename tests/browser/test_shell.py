@@ -323,6 +323,7 @@ def test_after_logging_out_a_device_focus_lands_on_the_message(page, live_server
     page.keyboard.press("Enter")
     page.get_by_text("Enheten er logget ut.").wait_for()
     page.wait_for_function("document.activeElement.classList.contains('device--ended')")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Enheten er logget ut."
 
 
 def test_the_idle_warning_lets_the_user_stay_logged_in(page, live_server, kari, app, monkeypatch):
