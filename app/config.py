@@ -32,7 +32,7 @@ class Config:
     INSTANCE_PATH = os.environ.get("VARDE_INSTANCE_PATH", str(ROOT / "instance"))
     SECRET_KEY: str | None = os.environ.get("SECRET_KEY") or None
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or ""  # default filled in by create_app
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": _bool("VARDE_DB_PRE_PING", True)}
     REDIS_URL = os.environ.get("REDIS_URL") or None
 
     # Demo mode: synthetic national ids are accepted and demo accounts may skip the second factor.
