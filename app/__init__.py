@@ -36,13 +36,19 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
         with app.app_context():
             configure_sqlite(db.engine)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
-    csrf.init_app(app)
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     throttle.init_app(app)
     login_manager.init_app(app)
     login_manager.session_protection = None  # sessions are server-side and rotated at login
     login_manager.login_view = "auth.login"
+
+    from app.web import errors, gate, security, templating
+
+    # The login gate before CSRF: a form sent after the session ran out goes to login (and back),
+    # rather than to "the form has expired".
+    gate.init_app(app)
+    csrf.init_app(app)
 
     if app.config["TRUST_PROXIES"]:
         n = app.config["TRUST_PROXIES"]
@@ -51,10 +57,7 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     _register_models()
     _register_blueprints(app)
 
-    from app.web import errors, gate, security, templating
-
     security.init_app(app)
-    gate.init_app(app)
     errors.init_app(app)
     templating.init_app(app)
 

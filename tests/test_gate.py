@@ -39,6 +39,16 @@ def test_every_non_public_route_needs_login(app, client):
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
 
 
+def test_a_form_sent_after_the_session_ended_goes_to_login_not_to_a_csrf_error(client):
+    response = client.post(
+        "/innstillinger/enheter/logg-ut-andre",
+        headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/innstillinger"},
+    )
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/logg-inn?next=/innstillinger"
+    assert client.post("/okt/forleng").headers["Location"] == "/logg-inn?next=/okt/forleng"
+
+
 def test_htmx_requests_to_closed_routes_get_hx_redirect(app, client):
     for _endpoint, method, url in _routes(app):
         if method != "GET":
