@@ -108,6 +108,7 @@ def test_a_code_cannot_be_used_twice(client, app, csrf, kari):
     _password_step(other, lambda p="/logg-inn": csrf_from(other, p), "kari")
     replay = other.post("/logg-inn/kode", data={"csrf_token": csrf_from(other, "/logg-inn/kode"), "totp-code": code})
     assert replay.status_code == 401
+    assert "allerede brukt. Vent til appen viser en ny kode" in replay.get_data(as_text=True)
 
 
 def test_a_recovery_code_works_once(client, app, csrf, kari):

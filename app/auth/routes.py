@@ -160,11 +160,13 @@ def second_factor() -> Response:
         audit("login_failed", actor_user_id=user.id, object_type="auth", object_id=method, outcome="denied")
         db.session.commit()
         field = recovery.recovery_code if use_recovery else form.code
-        field.errors = [
-            _("Reservekoden er feil eller brukt før. Sjekk og prøv igjen.")
-            if use_recovery
-            else _("Koden er feil eller utløpt. Skriv inn koden som vises i appen nå.")
-        ]
+        if use_recovery:
+            message = _("Reservekoden er feil eller brukt før. Sjekk og prøv igjen.")
+        elif services.totp_code_already_used(user.totp_secret or "", form.code.data, user.totp_last_step):
+            message = _("Denne koden er allerede brukt. Vent til appen viser en ny kode, og skriv inn den.")
+        else:
+            message = _("Koden er feil eller utløpt. Skriv inn koden som vises i appen nå.")
+        field.errors = [message]
         return htmx.render("auth/code.html", form=form, recovery=recovery, use_recovery=use_recovery, status=401)
     return htmx.render("auth/code.html", form=form, recovery=recovery, use_recovery=use_recovery)
 

@@ -119,6 +119,11 @@ def verify_totp(secret: str, code: str, last_step: int | None) -> int | None:
     return None
 
 
+def totp_code_already_used(secret: str, code: str, last_step: int | None) -> bool:
+    """True when the code is right but its time step was used before (so the user should wait)."""
+    return last_step is not None and verify_totp(secret, code, last_step - 2) is not None
+
+
 def claim_totp_step(user: User, step: int) -> bool:
     """Record that the code of ``step`` was used; False if it (or a later one) already was.
 
