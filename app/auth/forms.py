@@ -54,7 +54,3 @@ class RecoveryForm(FlaskForm):
         validators=[DataRequired(_l("Skriv inn en av reservekodene dine, for eksempel abcde-fghjk."))],
         render_kw={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"},
     )
-
-
-class EmptyForm(FlaskForm):
-    """A form with only the CSRF token: for buttons that change something (log out, revoke)."""

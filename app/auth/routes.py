@@ -60,18 +60,10 @@ def load_user(user_id: str) -> User | None:
 def unauthorized() -> Response:
     """Not logged in (or the session ran out): to login, and back to what was asked for after."""
     expired = 1 if getattr(session, "expired", False) else None
+    response = htmx.redirect_to(url_for("auth.login", next=safe_next(htmx.page_path()), utlopt=expired))
     if htmx.is_htmx():
-        # The fragment's own URL is no page to land on: come back to the page the user was on.
-        current = htmx.current_url()
-        back = None
-        if current:
-            parts = urlsplit(current)
-            back = parts.path + (f"?{parts.query}" if parts.query else "")
-        response = htmx.redirect_to(url_for("auth.login", next=safe_next(back), utlopt=expired))
         response.status_code = 401
-        return response
-    target = request.full_path if request.query_string else request.path
-    return htmx.redirect_to(url_for("auth.login", next=safe_next(target), utlopt=expired))
+    return response
 
 
 def _pending_user() -> User | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -28,7 +28,7 @@ from app.db import db
 TOUCH_INTERVAL = timedelta(seconds=60)
 
 # Paths that never need a session: assets, the service worker, the manifest.
-SESSIONLESS_PREFIXES = ("/static/", "/sw.js", "/manifest.webmanifest", "/icons/", "/healthz")
+SESSIONLESS_PREFIXES = ("/static/", "/sw.js", "/manifest.webmanifest", "/healthz")
 
 
 def _hash(token: str) -> str:
@@ -49,7 +49,6 @@ class DbSession(CallbackDict, SessionMixin):
         self.ended = False
         self.user_id: int | None = None
         self.user: User | None = None  # loaded with the session; Flask-Login's user_loader uses it
-        self.authenticated_at: datetime | None = None
         self.last_seen_at: datetime | None = None
 
     @property
@@ -97,9 +96,9 @@ class DbSessionInterface(SessionInterface):
             return DbSession()
         row, user = found, found[-1]
         now = clock.utcnow()
-        last_seen = _aware(row.last_seen_at)
+        last_seen = row.last_seen_at
         idle_expired = last_seen + app.config["SESSION_IDLE_TIMEOUT"] < now
-        started = _aware(row.authenticated_at or row.created_at)
+        started = row.authenticated_at or row.created_at
         absolute_expired = started + app.config["SESSION_ABSOLUTE_TIMEOUT"] < now
         if idle_expired or absolute_expired:
             _write(delete(ServerSession).where(ServerSession.id == row.id))
@@ -109,7 +108,6 @@ class DbSessionInterface(SessionInterface):
         session = DbSession(dict(row.data or {}), token=token)
         session.user_id = row.user_id
         session.user = user
-        session.authenticated_at = _aware(row.authenticated_at) if row.authenticated_at else None
         session.last_seen_at = last_seen
         return session
 
@@ -215,11 +213,6 @@ def prune_expired(app: Flask) -> int:
     cutoff = clock.utcnow() - app.config["SESSION_IDLE_TIMEOUT"]
     with db.engine.begin() as conn:
         return conn.execute(delete(ServerSession).where(ServerSession.last_seen_at < cutoff)).rowcount or 0
-
-
-def _aware(value: datetime) -> datetime:
-    """Core rows bypass the ORM's UTCDateTime on some drivers: make sure the datetime is aware UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _int_or_none(value: object) -> int | None:

@@ -11,7 +11,6 @@ from flask_login import current_user
 from app.access.services import audit
 from app.auth import services as auth_services
 from app.auth import sessions
-from app.auth.forms import EmptyForm
 from app.db import db
 from app.web import htmx
 
@@ -41,13 +40,12 @@ def record() -> Response:
 
 @bp.route("/meny")
 def menu() -> Response:
-    return htmx.render("portal/menu.html", active_tab="menu", form=EmptyForm())
+    return htmx.render("portal/menu.html", active_tab="menu")
 
 
 def _settings_context() -> dict:
     return {
         "active_tab": "menu",
-        "form": EmptyForm(),
         "sessions": sessions.sessions_of(current_user.id),
         "current_session_id": sessions.current_session_id(session),
         "recovery_left": auth_services.remaining_recovery_codes(current_user),

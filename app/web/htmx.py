@@ -8,6 +8,7 @@ their fragments, so the two cannot drift apart.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Response, make_response, redirect, render_template
 from htmx_flask import request
@@ -22,9 +23,13 @@ def wants_fragment() -> bool:
     return bool(h) and not h.boosted and not h.history_restore_request
 
 
-def current_url() -> str | None:
-    """The page the user is looking at, for an htmx request (used to come back after login)."""
-    return request.htmx.current_url if is_htmx() else None
+def page_path() -> str:
+    """Path and query of the page the user is looking at: for an htmx request the page that sent
+    it (its own URL is only a fragment), else this request. Used to come back here after login."""
+    if is_htmx() and request.htmx.current_url:
+        parts = urlsplit(request.htmx.current_url)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.full_path if request.query_string else request.path
 
 
 def render(page: str, fragment: str | None = None, status: int = 200, **context: Any) -> Response:

@@ -6,7 +6,7 @@ import secrets
 
 from flask import Flask, Response, g, request
 
-STATIC_PREFIXES = ("/static/", "/icons/")
+STATIC_PREFIXES = ("/static/",)
 
 
 def csp_nonce() -> str:

@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from app.web import htmx
 from app.web.assets import asset_url
 from app.web.icons import icon
 from app.web.security import csp_nonce
@@ -121,6 +122,6 @@ def init_app(app: Flask) -> None:
             "current_locale": str(get_locale()),
             "languages": current_app.config["LANGUAGES"],
             "demo_mode": current_app.config["DEMO_MODE"],
-            "current_path": request.full_path if request.query_string else request.path,
+            "current_path": htmx.page_path(),
             "session_idle_seconds": int(current_app.config["SESSION_IDLE_TIMEOUT"].total_seconds()),
         }
