@@ -57,11 +57,17 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     _register_models()
     _register_blueprints(app)
 
+    from app.access import policy
+
+    policy.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     templating.init_app(app)
 
+    from app import tasks
     from app.cli import register_cli
+
+    tasks.init_app(app)
 
     register_cli(app)
     if not app.debug and not app.testing:
@@ -91,14 +97,19 @@ def _register_models() -> None:
     # Import every domain's models so metadata (and Alembic autogenerate) sees all tables.
     import app.access.models
     import app.auth.models
-    import app.people.models  # noqa: F401
+    import app.notify.models
+    import app.people.models
+    import app.record.models  # noqa: F401
 
 
 def _register_blueprints(app: Flask) -> None:
     from app.auth.routes import bp as auth_bp
+    from app.fhir.routes import bp as fhir_bp
     from app.portal.routes import bp as portal_bp
     from app.pwa.routes import bp as pwa_bp
+    from app.record.routes import bp as record_bp
+    from app.staff.routes import bp as staff_bp
     from app.web.routes import bp as web_bp
 
-    for bp in (auth_bp, portal_bp, pwa_bp, web_bp):
+    for bp in (auth_bp, fhir_bp, portal_bp, pwa_bp, record_bp, staff_bp, web_bp):
         app.register_blueprint(bp)

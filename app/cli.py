@@ -9,8 +9,12 @@ from flask.cli import AppGroup
 
 def register_cli(app: Flask) -> None:
     from app.demo.builder import demo_command
+    from app.fhir.cli import fhir_cli
+    from app.record.cli import record_cli
 
     app.cli.add_command(demo_command)
+    app.cli.add_command(fhir_cli)
+    app.cli.add_command(record_cli)
 
     sessions_cli = AppGroup("sessions", help="Server-side sessions.")
 

@@ -65,6 +65,19 @@ class Config:
     MAX_CONTENT_LENGTH = _int("VARDE_MAX_CONTENT_LENGTH", 1024 * 1024)
     MAX_FORM_MEMORY_SIZE = MAX_CONTENT_LENGTH
 
+    # FHIR ingest: largest bundle (bytes and entries) a source system may send to POST /fhir.
+    FHIR_MAX_BYTES = _int("VARDE_FHIR_MAX_BYTES", 32 * 1024 * 1024)
+    FHIR_MAX_ENTRIES = _int("VARDE_FHIR_MAX_ENTRIES", 20000)
+
+    # Release rules: days a held item waits for the clinician before it is released by itself.
+    RELEASE_HOLD_DAYS = _int("VARDE_RELEASE_HOLD_DAYS", 14)
+    # Items older than this when they arrive (a history import) are released without an event,
+    # so a patient is not notified about years-old results.
+    RELEASE_EVENT_MAX_AGE_DAYS = _int("VARDE_RELEASE_EVENT_MAX_AGE_DAYS", 30)
+
+    # Background worker (Huey): Redis when REDIS_URL is set, else a SQLite file in instance/.
+    HUEY_IMMEDIATE = _bool("VARDE_HUEY_IMMEDIATE", False)
+
     # Number of reverse proxies in front of Varde whose X-Forwarded-* headers are trusted.
     TRUST_PROXIES = _int("VARDE_TRUST_PROXIES", 0)
 
@@ -96,6 +109,7 @@ class TestConfig(Config):
     REDIS_URL = None
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
+    HUEY_IMMEDIATE = True
 
 
 def ensure_secret_file(path: Path, make: callable) -> str:

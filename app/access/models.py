@@ -28,4 +28,8 @@ class AuditEvent(db.Model):
     object_type: Mapped[str | None] = mapped_column(String(64))
     object_id: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    # Why access was allowed: "own" (the patient), "care_relation" (staff), "proxy" and so on.
+    basis: Mapped[str | None] = mapped_column(String(32))
+    # The organisation the staff member acted for (shown in "who has seen my record").
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id", ondelete="SET NULL"))
     ip: Mapped[str | None] = mapped_column(String(64))

@@ -17,6 +17,8 @@ def audit(
     object_type: str | None = None,
     object_id: str | int | None = None,
     outcome: str = "ok",
+    basis: str | None = None,
+    organisation_id: int | None = None,
 ) -> AuditEvent:
     """Add an audit row to the current transaction (the caller commits with its own change)."""
     event = AuditEvent(
@@ -27,6 +29,8 @@ def audit(
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),
         outcome=outcome,
+        basis=basis,
+        organisation_id=organisation_id,
         ip=request.remote_addr if has_request_context() else None,
     )
     db.session.add(event)

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from flask import current_app, has_app_context
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.db import db, now_default, str_enum
@@ -82,3 +82,22 @@ class Person(db.Model):
         if (day.month, day.day) < (self.birth_date.month, self.birth_date.day):
             years -= 1
         return years
+
+
+class PersonIdentifier(db.Model):
+    """Another system's identifier for a person (a hospital's patient number, a FHIR Patient id).
+
+    The national id lives on Person itself; these let a source system that sends only its own
+    identifier be matched to the right person. (system, value) is unique across the region.
+    """
+
+    __tablename__ = "person_identifier"
+    __table_args__ = (UniqueConstraint("system", "value", name="uq_person_identifier_system_value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    system: Mapped[str] = mapped_column(String(300))
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+
+    person: Mapped[Person] = relationship()

@@ -11,6 +11,7 @@ from flask_login import current_user
 from app.access.services import audit
 from app.auth import services as auth_services
 from app.auth import sessions
+from app.auth.models import Role
 from app.db import db
 from app.web import htmx
 
@@ -20,7 +21,16 @@ SESSION_ID = re.compile(r"[0-9a-f]{64}")
 
 @bp.route("/")
 def overview() -> Response:
-    return htmx.render("portal/overview.html", active_tab="overview")
+    """What is new across every organisation. Staff see the way into their console instead."""
+    context: dict = {"active_tab": "overview", "new_items": None, "unread": 0}
+    if current_user.role is Role.PATIENT and current_user.person is not None:
+        from app.access import policy
+        from app.record import services as record_services
+
+        patient = current_user.person
+        decision = policy.check(current_user, patient, category="overview")
+        context["new_items"], context["unread"] = record_services.whats_new(decision, patient)
+    return htmx.render("portal/overview.html", **context)
 
 
 @bp.route("/meldinger")
@@ -31,11 +41,6 @@ def messages() -> Response:
 @bp.route("/timer")
 def appointments() -> Response:
     return htmx.render("portal/appointments.html", active_tab="appointments")
-
-
-@bp.route("/journal")
-def record() -> Response:
-    return htmx.render("portal/record.html", active_tab="record")
 
 
 @bp.route("/meny")

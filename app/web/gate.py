@@ -22,6 +22,8 @@ PUBLIC_ENDPOINTS = frozenset(
         "pwa.manifest",
         "pwa.service_worker",
         "pwa.offline",
+        # Source systems authenticate with their own bearer token (app/fhir/routes.py).
+        "fhir.receive_bundle",
     }
 )
 

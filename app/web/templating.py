@@ -60,7 +60,7 @@ TABS = (
     ("overview", "portal.overview", _l("Oversikt")),
     ("messages", "portal.messages", _l("Meldinger")),
     ("appointments", "portal.appointments", _l("Timer")),
-    ("record", "portal.record", _l("Journal")),
+    ("record", "record.index", _l("Journal")),
     ("menu", "portal.menu", _l("Meny")),
 )
 _tab_bars: dict[tuple[str, str | None, str], Markup] = {}

@@ -1,0 +1,170 @@
+"""The one access policy for health data. Every read of a person's record passes ``check``.
+
+``check(viewer, patient, item=..., category=...)`` decides, writes one audit row (who, acting for
+whom, on what basis, which item or category, outcome, UTC time) and either returns a Decision —
+whose ``items`` clause every list query must use — or raises 404. Existence never leaks: another
+patient's item, an unreleased one and one that does not exist all look the same.
+
+Bases today:
+- ``own``: a patient reading their own record sees released items that are not withheld.
+- ``care_relation``: a clinician sees the items of the organisations they work in, for patients
+  who have items there (a visit, a result, a note). Clerks and administrators see no clinical items.
+Relatives (parents, proxies, guardians) extend this function in the proxy issue — nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, Response, abort, g
+from sqlalchemy import ColumnElement, and_, exists, select
+
+from app.access.services import audit
+from app.auth.models import Role, StaffMembership, User
+from app.db import db
+from app.people.models import CareUnit, Person
+from app.record.models import RecordItem, ReleaseState
+
+# What a viewer may ask for besides a single item.
+CATEGORIES = frozenset(
+    {
+        "overview",
+        "results",
+        "notes",
+        "visits",
+        "medications",
+        "immunizations",
+        "documents",
+        "export",
+        "record",  # the staff console's view of everything held
+    }
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    basis: str
+    organisation_ids: tuple[int, ...] | None  # None: any organisation
+    items: ColumnElement[bool]  # the clause a list query must apply to record_item
+    is_patient: bool
+
+
+def staff_organisation_ids(user: User) -> tuple[int, ...]:
+    return tuple(
+        sorted(
+            set(
+                db.session.scalars(
+                    select(CareUnit.organisation_id)
+                    .join(StaffMembership, StaffMembership.care_unit_id == CareUnit.id)
+                    .where(StaffMembership.user_id == user.id)
+                )
+            )
+        )
+    )
+
+
+def has_care_relation(org_ids: tuple[int, ...], patient: Person) -> bool:
+    if not org_ids:
+        return False
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(RecordItem.person_id == patient.id, RecordItem.organisation_id.in_(org_ids))
+            )
+        )
+    )
+
+
+def patient_visible() -> ColumnElement[bool]:
+    return and_(RecordItem.release_state == ReleaseState.RELEASED, RecordItem.withheld_at.is_(None))
+
+
+def _decide(viewer: User, patient: Person, item: RecordItem | None) -> Decision | None:
+    if viewer.role is Role.PATIENT:
+        if viewer.person_id != patient.id:
+            return None
+        decision = Decision("own", None, patient_visible(), True)
+        if item is not None and not item.is_visible_to_patient:
+            return None
+        return decision
+    if viewer.role is Role.CLINICIAN:
+        org_ids = staff_organisation_ids(viewer)
+        if not has_care_relation(org_ids, patient):
+            return None
+        if item is not None and item.organisation_id not in org_ids:
+            return None
+        return Decision("care_relation", org_ids, RecordItem.organisation_id.in_(org_ids), False)
+    return None
+
+
+def check(
+    viewer: User,
+    patient: Person,
+    *,
+    item: RecordItem | None = None,
+    category: str | None = None,
+    action: str = "read",
+) -> Decision:
+    """Allow or 404, and audit either way. Give exactly one of ``item`` and ``category``."""
+    if (item is None) == (category is None):
+        raise ValueError("give an item or a category")
+    if category is not None and category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}")
+    if item is not None and item.person_id != patient.id:
+        decision = None
+    else:
+        decision = _decide(viewer, patient, item)
+    organisation_id = None
+    if decision is not None and not decision.is_patient:
+        organisation_id = item.organisation_id if item is not None else (decision.organisation_ids or (None,))[0]
+    audit(
+        f"{action}_{item.kind.value}" if item is not None else f"{action}_{category}",
+        actor_user_id=viewer.id,
+        subject_person_id=patient.id,
+        object_type="record_item" if item is not None else category,
+        object_id=item.id if item is not None else None,
+        outcome="ok" if decision else "denied",
+        basis=decision.basis if decision else None,
+        organisation_id=organisation_id,
+    )
+    g.audit_pending = True
+    if decision is None:
+        abort(404)
+    return decision
+
+
+def load_item(
+    viewer: User, patient: Person, item_id: int, kinds: tuple[str, ...], action: str = "read"
+) -> tuple[RecordItem, Decision]:
+    """The item with this id in ``patient``'s record, if the viewer may see it; else 404 (audited)."""
+    item = db.session.get(RecordItem, item_id)
+    if item is None or item.kind.value not in kinds:
+        # Nothing to read: the attempt is still recorded against the record it was made in.
+        audit(
+            f"{action}_item",
+            actor_user_id=viewer.id,
+            subject_person_id=patient.id,
+            object_type="record_item",
+            object_id=item_id,
+            outcome="denied",
+        )
+        g.audit_pending = True
+        abort(404)
+    return item, check(viewer, patient, item=item, action=action)
+
+
+def current_patient(viewer: User) -> Person:
+    """Whose record the viewer is looking at in the patient pages: their own (the profile switcher
+    of the proxy issue will let a relative choose someone else here). Staff have none: 404."""
+    if viewer.role is not Role.PATIENT or viewer.person is None:
+        abort(404)
+    return viewer.person
+
+
+def init_app(app: Flask) -> None:
+    @app.after_request
+    def commit_audit(response: Response) -> Response:
+        """Audit rows of this request are committed with the response (denials included)."""
+        if g.pop("audit_pending", False):
+            db.session.commit()
+        return response

@@ -1,0 +1,436 @@
+"""FHIR R4 ingest: a transaction or batch Bundle from one source system, all or nothing.
+
+1. JSON and the bundle's shape (``validate.check_bundle``), every resource validated
+   (``validate.validate_entries``) — one invalid resource refuses the whole bundle.
+2. Patients matched by national id (fødselsnummer or D-number) or by an identifier Varde already
+   knows for them; an unknown patient refuses the bundle.
+3. Resources Varde keeps become record items (``mapping``), keyed on source system + resource type
+   + id: a resource seen before with the same content changes nothing, a newer version updates the
+   item in place, an older one is ignored.
+4. Release rules decide what the patient sees now; every release writes an event row — all in one
+   transaction, committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, select, tuple_, update
+
+from app import clock
+from app.access.services import audit
+from app.db import db
+from app.fhir import mapping
+from app.fhir.validate import BundleRefused, Issue, check_bundle, parse_json, validate_entries
+from app.people.models import Person, PersonIdentifier
+from app.people.nin import parse_nin
+from app.record.models import FhirClient, ItemKind, RecordContent, RecordItem, ReleaseState
+from app.record.release import RuleBook, emit_released, initial_state
+
+CHUNK = 500
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    released: int = 0
+    resources: int = 0
+    not_kept: Counter = field(default_factory=Counter)
+    warnings: list[Issue] = field(default_factory=list)
+
+    def issues(self) -> list[Issue]:
+        summary = (
+            f"{self.resources} ressurser lest: {self.created} nye, {self.updated} oppdatert, "
+            f"{self.unchanged} uendret, {self.stale} eldre versjoner oversett, {self.released} frigitt."
+        )
+        out = [Issue("information", "informational", summary)]
+        if self.not_kept:
+            kinds = ", ".join(f"{k} ({n})" for k, n in sorted(self.not_kept.items()))
+            out.append(Issue("information", "informational", f"Gyldige, men ikke lagret i journalen: {kinds}."))
+        return out + self.warnings
+
+
+def _hash(resource: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def source_patient_system(client: FhirClient) -> str:
+    """The identifier system under which Varde remembers a source system's own Patient ids."""
+    return f"urn:varde:source:{client.source_system}:Patient"
+
+
+def _find_by_identifiers(identifiers: list[dict[str, Any]], demo: bool) -> int | None:
+    for ident in identifiers:
+        system, value = ident.get("system"), (ident.get("value") or "").strip()
+        if not value:
+            continue
+        if system in mapping.NIN_SYSTEMS:
+            try:
+                nin = parse_nin(value, allow_synthetic=demo).value
+            except ValueError:
+                continue
+            person_id = db.session.scalar(select(Person.id).where(Person.national_id == nin))
+        else:
+            person_id = db.session.scalar(
+                select(PersonIdentifier.person_id).where(
+                    PersonIdentifier.system == system, PersonIdentifier.value == value
+                )
+            )
+        if person_id is not None:
+            return person_id
+    return None
+
+
+def match_patients(
+    resources: list[dict[str, Any]], full_urls: list[str | None], client: FhirClient
+) -> dict[str, int]:
+    """Reference ("Patient/85" or a fullUrl) -> person id for every Patient in the bundle.
+
+    Raises BundleRefused (422) for a Patient that matches nobody in Varde.
+    """
+    demo = bool(current_app.config["DEMO_MODE"])
+    own_system = source_patient_system(client)
+    refs: dict[str, int] = {}
+    unknown: list[Issue] = []
+    for resource, full_url in zip(resources, full_urls, strict=True):
+        if resource["resourceType"] != "Patient":
+            continue
+        rid = resource.get("id")
+        identifiers = list(resource.get("identifier") or [])
+        if rid:
+            identifiers.append({"system": own_system, "value": rid})
+        person_id = _find_by_identifiers(identifiers, demo)
+        if person_id is None:
+            unknown.append(
+                Issue(
+                    "error",
+                    "not-found",
+                    f"Patient/{rid}: ukjent pasient. Varde fant ingen person med dette fødselsnummeret, "
+                    "D-nummeret eller kildesystemets identifikator.",
+                    ["Patient.identifier"],
+                )
+            )
+            continue
+        if rid:
+            refs[f"Patient/{rid}"] = person_id
+            _remember(own_system, rid, person_id)
+        if full_url:
+            refs[full_url] = person_id
+    if unknown:
+        raise BundleRefused(422, unknown)
+    return refs
+
+
+def _remember(system: str, value: str, person_id: int) -> None:
+    """Remember the source's Patient id, so later bundles may refer to it without the Patient."""
+    known = db.session.scalar(
+        select(PersonIdentifier.person_id).where(PersonIdentifier.system == system, PersonIdentifier.value == value)
+    )
+    if known is None:
+        db.session.add(PersonIdentifier(person_id=person_id, system=system, value=value))
+    elif known != person_id:
+        raise BundleRefused(
+            409,
+            [Issue("error", "conflict", f"Patient/{value} er allerede koblet til en annen person i Varde.")],
+        )
+
+
+def _resolve_patient(ref: str | None, patients: dict[str, int], client: FhirClient) -> int | None:
+    if not ref:
+        return None
+    if ref in patients:
+        return patients[ref]
+    if ref.startswith("Patient/"):
+        person_id = db.session.scalar(
+            select(PersonIdentifier.person_id).where(
+                PersonIdentifier.system == source_patient_system(client),
+                PersonIdentifier.value == ref.split("/", 1)[1],
+            )
+        )
+        if person_id is not None:
+            patients[ref] = person_id
+        return person_id
+    return None
+
+
+def _version_key(resource: dict[str, Any]) -> tuple[str | None, Any]:
+    meta = resource.get("meta") or {}
+    return meta.get("versionId"), mapping.parse_datetime(meta.get("lastUpdated"))
+
+
+def _is_older(version: str | None, updated: Any, old_version: str | None, old_updated: Any) -> bool:
+    if version and old_version and version.isdigit() and old_version.isdigit():
+        return int(version) < int(old_version)
+    return bool(updated and old_updated and updated < old_updated)
+
+
+def import_bundle(raw: bytes | str | dict[str, Any], client: FhirClient) -> ImportResult:
+    """Import one bundle for ``client`` and commit. Raises BundleRefused with nothing stored."""
+    config = current_app.config
+    bundle = parse_json(raw) if isinstance(raw, bytes | str) else raw
+    entries = check_bundle(bundle, config["FHIR_MAX_ENTRIES"])
+    resources, warnings = validate_entries(entries)
+    full_urls = [e.get("fullUrl") for e in entries]
+    result = ImportResult(resources=len(resources), warnings=warnings)
+    try:
+        _store(resources, full_urls, client, result)
+        audit(
+            "fhir_import",
+            actor_user_id=None,
+            object_type="fhir_client",
+            object_id=client.id,
+            outcome="ok",
+        )
+        db.session.execute(
+            update(FhirClient).where(FhirClient.id == client.id).values(last_used_at=clock.utcnow())
+        )
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return result
+
+
+def _store(
+    resources: list[dict[str, Any]], full_urls: list[str | None], client: FhirClient, result: ImportResult
+) -> None:
+    now = clock.utcnow()
+    config = current_app.config
+    patients = match_patients(resources, full_urls, client)
+    resolver = mapping.Resolver(resources, full_urls)
+    rules = RuleBook.load()
+    event_horizon = now - timedelta(days=config["RELEASE_EVENT_MAX_AGE_DAYS"])
+
+    # fullUrl -> "Type/id", so references by either name find the same item.
+    canonical: dict[str, str] = {}
+    mapped: list[tuple[mapping.Mapped, dict[str, Any], int]] = []
+    errors: list[Issue] = []
+    for resource, full_url in zip(resources, full_urls, strict=True):
+        key = f"{resource['resourceType']}/{resource.get('id')}"
+        if full_url:
+            canonical[full_url] = key
+        m = mapping.map_resource(resource, resolver)
+        if m is None:
+            if resource["resourceType"] != "Patient":
+                result.not_kept[resource["resourceType"]] += 1
+            continue
+        if not resource.get("id"):
+            errors.append(Issue("error", "required", f"{key}: ressursen mangler id.", [resource["resourceType"]]))
+            continue
+        person_id = _resolve_patient(m.patient_ref, patients, client)
+        if person_id is None:
+            errors.append(
+                Issue(
+                    "error",
+                    "not-found",
+                    f"{key}: pasienten {m.patient_ref or '(mangler)'} er ukjent for Varde.",
+                    [f"{resource['resourceType']}.subject"],
+                )
+            )
+            continue
+        mapped.append((m, resource, person_id))
+    if errors:
+        raise BundleRefused(422, errors)
+
+    existing = _existing(client.source_system, [(m.source_type, m.source_id) for m, _r, _p in mapped])
+    new_rows: list[dict[str, Any]] = []
+    new_content: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
+    changed_content: list[dict[str, Any]] = []
+    ids: dict[str, int] = {}
+    to_emit: list[tuple[str, int, ItemKind]] = []  # (key, person, kind) of items released now
+
+    for m, resource, person_id in mapped:
+        key = f"{m.source_type}/{m.source_id}"
+        digest = _hash(resource)
+        version, updated = _version_key(resource)
+        old = existing.get((m.source_type, m.source_id))
+        policy, hold_days = rules.match(client.organisation_id, m.kind.value, m.columns.get("category"),
+                                        m.columns.get("code"))
+        content = {
+            "text": m.text,
+            "content_type": m.content_type,
+            "binary": m.binary,
+            "resource": resource,
+        }
+        if old is not None:
+            ids[key] = old.id
+            if old.person_id != person_id:
+                raise BundleRefused(
+                    409, [Issue("error", "conflict", f"{key} tilhører en annen pasient i Varde og kan ikke flyttes.")]
+                )
+            if old.content_hash == digest:
+                result.unchanged += 1
+                continue
+            if _is_older(version, updated, old.source_version, old.source_updated_at):
+                result.stale += 1
+                continue
+            state, due, released_at = old.release_state, old.release_due_at, old.released_at
+            if m.withdrawn:
+                state, due = ReleaseState.ENTERED_IN_ERROR, None
+            elif old.release_state not in (ReleaseState.RELEASED, ReleaseState.HELD):
+                state, due, released_at = initial_state(policy, hold_days, final=m.final, withdrawn=False, now=now)
+                if state is ReleaseState.RELEASED:
+                    to_emit.append((key, person_id, m.kind))
+                    result.released += 1
+            changed_rows.append(
+                {
+                    "id": old.id,
+                    "kind": m.kind,
+                    "source_version": version,
+                    "source_updated_at": updated,
+                    "content_hash": digest,
+                    **_columns(m),
+                    "data": m.data,
+                    "release_policy": policy,
+                    "release_state": state,
+                    "release_due_at": due,
+                    "released_at": released_at,
+                    "updated_at": now,
+                }
+            )
+            changed_content.append({"item_id": old.id, **content})
+            result.updated += 1
+            continue
+        state, due, released_at = initial_state(policy, hold_days, final=m.final, withdrawn=m.withdrawn, now=now)
+        result.released += state is ReleaseState.RELEASED
+        if state is ReleaseState.RELEASED and (
+            m.columns.get("effective_at") is None or m.columns["effective_at"] >= event_horizon
+        ):
+            to_emit.append((key, person_id, m.kind))
+        new_rows.append(
+            {
+                "person_id": person_id,
+                "kind": m.kind,
+                "organisation_id": client.organisation_id,
+                "source_system": client.source_system,
+                "source_type": m.source_type,
+                "source_id": m.source_id,
+                "source_version": version,
+                "source_updated_at": updated,
+                "content_hash": digest,
+                **_columns(m),
+                "data": m.data,
+                "release_policy": policy,
+                "release_state": state,
+                "release_due_at": due,
+                "released_at": released_at,
+                "hidden_from_guardians": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        new_content.append(content)
+        result.created += 1
+
+    for start in range(0, len(new_rows), CHUNK):
+        rows = new_rows[start : start + CHUNK]
+        inserted = db.session.execute(
+            insert(RecordItem).returning(RecordItem.id, sort_by_parameter_order=True), rows
+        ).scalars()
+        for row, item_id, content in zip(rows, inserted, new_content[start : start + CHUNK], strict=True):
+            ids[f"{row['source_type']}/{row['source_id']}"] = item_id
+            content["item_id"] = item_id
+    if new_content:
+        db.session.execute(insert(RecordContent), new_content)
+    if changed_rows:
+        db.session.execute(update(RecordItem), changed_rows)
+        db.session.execute(update(RecordContent), changed_content)
+
+    _link(mapped, canonical, ids, client.source_system)
+    for key, person_id, kind in to_emit:
+        emit_released(ids[key], person_id, kind)
+
+
+def _columns(m: mapping.Mapped) -> dict[str, Any]:
+    c = m.columns
+    return {
+        "code_system": (c.get("code_system") or None) and c["code_system"][:200],
+        "code": (c.get("code") or None) and c["code"][:64],
+        "category": (c.get("category") or None) and c["category"][:64],
+        "title": (c.get("title") or "")[:300],
+        "status": c["status"],
+        "effective_at": c.get("effective_at"),
+        "care_unit_name": (c.get("care_unit_name") or None) and c["care_unit_name"][:200],
+        "author_name": (c.get("author_name") or None) and c["author_name"][:200],
+    }
+
+
+def _existing(source_system: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    found: dict[tuple[str, str], Any] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        rows = db.session.execute(
+            select(
+                RecordItem.id,
+                RecordItem.person_id,
+                RecordItem.source_type,
+                RecordItem.source_id,
+                RecordItem.content_hash,
+                RecordItem.source_version,
+                RecordItem.source_updated_at,
+                RecordItem.release_state,
+                RecordItem.release_due_at,
+                RecordItem.released_at,
+            ).where(
+                RecordItem.source_system == source_system,
+                tuple_(RecordItem.source_type, RecordItem.source_id).in_(chunk),
+            )
+        ).all()
+        for row in rows:
+            found[(row.source_type, row.source_id)] = row
+    return found
+
+
+def _link(
+    mapped: list[tuple[mapping.Mapped, dict[str, Any], int]],
+    canonical: dict[str, str],
+    ids: dict[str, int],
+    source_system: str,
+) -> None:
+    """Set each item's visit (encounter_id) and each result's report (report_id)."""
+    wanted: dict[int, dict[str, int | None]] = {}
+    missing: set[str] = set()
+
+    def target(ref: str | None) -> str | None:
+        if not ref:
+            return None
+        key = canonical.get(ref, ref)
+        if key not in ids and "/" in key:
+            missing.add(key)
+        return key
+
+    pending: list[tuple[int, str, str | None]] = []
+    for m, _resource, _person in mapped:
+        item_id = ids[f"{m.source_type}/{m.source_id}"]
+        if m.encounter_ref:
+            pending.append((item_id, "encounter_id", target(m.encounter_ref)))
+        for ref in m.result_refs:
+            key = target(ref)
+            if key in ids:
+                wanted.setdefault(ids[key], {})["report_id"] = item_id
+    # References to items stored by earlier bundles from the same source.
+    if missing:
+        pairs = [tuple(k.split("/", 1)) for k in missing]
+        for start in range(0, len(pairs), CHUNK):
+            for row in db.session.execute(
+                select(RecordItem.id, RecordItem.source_type, RecordItem.source_id).where(
+                    RecordItem.source_system == source_system,
+                    tuple_(RecordItem.source_type, RecordItem.source_id).in_(pairs[start : start + CHUNK]),
+                )
+            ):
+                ids[f"{row.source_type}/{row.source_id}"] = row.id
+    for item_id, column, key in pending:
+        if key in ids:
+            wanted.setdefault(item_id, {})[column] = ids[key]
+    if wanted:
+        db.session.execute(update(RecordItem), [{"id": item_id, **values} for item_id, values in wanted.items()])

@@ -1,0 +1,169 @@
+"""How results read and look: plain words for flags, the reference-range bar and the trend chart.
+
+Charts are SVG drawn on the server with presentation attributes only (the strict CSP forbids
+inline styles), and always come with the same numbers as text or a table for screen readers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask_babel import format_date
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
+
+BAR_W, BAR_H = 300, 40
+CHART_W, CHART_H, PAD_L, PAD_R, PAD_T, PAD_B = 320, 180, 44, 12, 12, 28
+
+
+def number(value: float | None) -> str:
+    if value is None:
+        return ""
+    text = f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
+    return text
+
+
+def value_text(data: dict[str, Any]) -> str:
+    """A result's value as written: '5.4 mmol/L', '< 0.3 mg/L', 'Negativ'."""
+    if data.get("value") is not None:
+        parts = [data.get("comparator") or "", number(data["value"]), data.get("unit") or ""]
+        return " ".join(p for p in parts if p)
+    if data.get("text"):
+        return str(data["text"])
+    if data.get("boolean") is not None:
+        return _("Ja") if data["boolean"] else _("Nei")
+    if data.get("absent"):
+        return _("Ingen verdi (%(reason)s)", reason=data["absent"])
+    return ""
+
+
+def range_text(rng: dict[str, Any] | None, unit: str | None = None) -> str:
+    if not rng:
+        return ""
+    low, high = rng.get("low"), rng.get("high")
+    u = f" {unit}" if unit else ""
+    if low is not None and high is not None:
+        return f"{number(low)}–{number(high)}{u}"
+    if low is not None:
+        return f"> {number(low)}{u}"
+    if high is not None:
+        return f"< {number(high)}{u}"
+    return rng.get("text") or ""
+
+
+def flag(data: dict[str, Any]) -> str | None:
+    """'high', 'low', 'critical', 'abnormal', 'normal' or None, from the lab's flag or the range."""
+    code = (data.get("interpretation") or "").upper()
+    if code in ("HH", "LL", "AA", "H>", "L<"):
+        return "critical"
+    if code in ("H", "HU", "HX"):
+        return "high"
+    if code in ("L", "LU", "LX"):
+        return "low"
+    if code in ("A", "POS", "DET", "R", "IND"):
+        return "abnormal"
+    if code in ("N", "NEG", "ND", "S"):
+        return "normal"
+    value, rng = data.get("value"), data.get("range") or {}
+    if value is None or (rng.get("low") is None and rng.get("high") is None):
+        return None
+    if rng.get("high") is not None and value > rng["high"]:
+        return "high"
+    if rng.get("low") is not None and value < rng["low"]:
+        return "low"
+    return "normal"
+
+
+def flag_words(data: dict[str, Any]) -> str | None:
+    """The interpretation in plain words."""
+    return {
+        "critical": _("Svært avvikende verdi. Legen din vil som regel ta kontakt."),
+        "high": _("Høyere enn referanseområdet"),
+        "low": _("Lavere enn referanseområdet"),
+        "abnormal": _("Avvikende resultat"),
+        "normal": _("Innenfor referanseområdet"),
+    }.get(flag(data) or "")
+
+
+def range_bar(data: dict[str, Any]) -> Markup | None:
+    """The value on a bar with the reference range marked. None when there is nothing to draw."""
+    value, rng = data.get("value"), data.get("range") or {}
+    low, high = rng.get("low"), rng.get("high")
+    if value is None or (low is None and high is None):
+        return None
+    lo = low if low is not None else min(value, high) * 0.5 if high else 0.0
+    hi = high if high is not None else max(value, low) * 1.5 if low else 1.0
+    span = (hi - lo) or abs(hi) or 1.0
+    start, end = min(lo - span * 0.5, value), max(hi + span * 0.5, value)
+    total = (end - start) or 1.0
+
+    def x(v: float) -> float:
+        return 8 + (v - start) / total * (BAR_W - 16)
+
+    label = _(
+        "Verdien %(value)s på en skala der referanseområdet er %(range)s",
+        value=value_text(data),
+        range=range_text(rng, data.get("unit")),
+    )
+    outside = flag(data) in ("high", "low", "critical")
+    marker = "#b3261e" if outside else "#0b4f6c"
+    parts = [
+        f'<svg class="range-bar" viewBox="0 0 {BAR_W} {BAR_H}" width="100%" role="img" aria-label="{escape(label)}">',
+        f'<rect x="8" y="16" width="{BAR_W - 16}" height="8" rx="4" fill="#dfe6ea"/>',
+        f'<rect x="{x(lo):.1f}" y="16" width="{max(x(hi) - x(lo), 2):.1f}" height="8" fill="#7fb89a"/>',
+        f'<circle cx="{x(value):.1f}" cy="20" r="8" fill="{marker}" stroke="#fff" stroke-width="2"/>',
+        "</svg>",
+    ]
+    return Markup("".join(parts))  # noqa: S704 - numbers we computed and an escaped label
+
+
+def trend_chart(points: list[tuple[datetime, float]], rng: dict[str, Any] | None) -> Markup:
+    """A line chart of the values over time, with the reference range as a band."""
+    values = [v for _t, v in points]
+    rng = rng or {}
+    lows = [v for v in (rng.get("low"), rng.get("high")) if v is not None]
+    vmin, vmax = min(values + lows), max(values + lows)
+    pad = (vmax - vmin) * 0.1 or abs(vmax) * 0.1 or 1.0
+    vmin, vmax = vmin - pad, vmax + pad
+    t0, t1 = points[0][0].timestamp(), points[-1][0].timestamp()
+    tspan = (t1 - t0) or 1.0
+    plot_w, plot_h = CHART_W - PAD_L - PAD_R, CHART_H - PAD_T - PAD_B
+
+    def x(t: datetime) -> float:
+        return PAD_L + (t.timestamp() - t0) / tspan * plot_w
+
+    def y(v: float) -> float:
+        return PAD_T + (vmax - v) / (vmax - vmin) * plot_h
+
+    label = _(
+        "Utvikling over tid: %(count)d målinger fra %(first)s til %(last)s. Tallene står i tabellen under.",
+        count=len(points),
+        first=format_date(points[0][0], "short"),
+        last=format_date(points[-1][0], "short"),
+    )
+    out = [
+        f'<svg class="trend" viewBox="0 0 {CHART_W} {CHART_H}" width="100%" role="img" aria-label="{escape(label)}">',
+        f'<rect x="{PAD_L}" y="{PAD_T}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#c9d3da"/>',
+    ]
+    if rng.get("low") is not None or rng.get("high") is not None:
+        top = y(rng["high"]) if rng.get("high") is not None else PAD_T
+        bottom = y(rng["low"]) if rng.get("low") is not None else PAD_T + plot_h
+        top, bottom = max(top, PAD_T), min(bottom, PAD_T + plot_h)
+        out.append(f'<rect x="{PAD_L}" y="{top:.1f}" width="{plot_w}" height="{max(bottom - top, 1):.1f}" fill="#e3f1e8"/>')
+    for v in (vmin + pad, vmax - pad):
+        out.append(
+            f'<text x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#4a5a66">'
+            f"{escape(number(v))}</text>"
+        )
+    for t, anchor in ((points[0][0], "start"), (points[-1][0], "end")):
+        out.append(
+            f'<text x="{x(t):.1f}" y="{CHART_H - 8}" text-anchor="{anchor}" font-size="11" fill="#4a5a66">'
+            f'{escape(format_date(t, "MMM yyyy"))}</text>'
+        )
+    path = " ".join(f"{'M' if i == 0 else 'L'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(points))
+    out.append(f'<path d="{path}" fill="none" stroke="#0b4f6c" stroke-width="2"/>')
+    for t, v in points:
+        out.append(f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3.5" fill="#0b4f6c"/>')
+    out.append("</svg>")
+    return Markup("".join(out))  # noqa: S704 - numbers we computed, escaped text

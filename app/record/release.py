@@ -1,0 +1,170 @@
+"""Release rules: when a patient gets to see an item (HelsaMi's four kinds).
+
+(a) immediate: shown as soon as it is final; (b) held: for the clinician first, released
+automatically after ``hold_days`` (14 by default); (c) clinician: released only by a clinician;
+(d) never: not shown digitally. Every release writes an event row in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app import clock
+from app.db import db
+from app.notify import events
+from app.record.models import ItemKind, RecordItem, ReleasePolicy, ReleaseRule, ReleaseState
+
+EVENT_KINDS = {
+    ItemKind.RESULT: "result_released",
+    ItemKind.REPORT: "result_released",
+    ItemKind.NOTE: "note_released",
+    ItemKind.DOCUMENT: "document_released",
+    ItemKind.MEDICATION: "medication_changed",
+    ItemKind.IMMUNIZATION: "immunization_added",
+    ItemKind.ENCOUNTER: "visit_added",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    organisation_id: int | None
+    kind: str | None
+    category: str | None
+    code: str | None
+    policy: ReleasePolicy
+    hold_days: int | None
+    specificity: int
+
+
+class RuleBook:
+    """All release rules, read once per import (the table is small) and matched in memory."""
+
+    def __init__(self, rules: list[ReleaseRule], default_hold_days: int) -> None:
+        self.rules = sorted(
+            (
+                Rule(r.organisation_id, r.kind, r.category, r.code, r.policy, r.hold_days, r.specificity)
+                for r in rules
+            ),
+            key=lambda r: -r.specificity,
+        )
+        self.default_hold_days = default_hold_days
+
+    @classmethod
+    def load(cls) -> RuleBook:
+        return cls(list(db.session.scalars(select(ReleaseRule))), current_app.config["RELEASE_HOLD_DAYS"])
+
+    def match(
+        self, organisation_id: int, kind: str, category: str | None, code: str | None
+    ) -> tuple[ReleasePolicy, int]:
+        for r in self.rules:
+            if (
+                (r.organisation_id is None or r.organisation_id == organisation_id)
+                and (r.kind is None or r.kind == kind)
+                and (r.category is None or r.category == category)
+                and (r.code is None or r.code == code)
+            ):
+                return r.policy, r.hold_days or self.default_hold_days
+        return ReleasePolicy.IMMEDIATE, self.default_hold_days
+
+
+def initial_state(
+    policy: ReleasePolicy, hold_days: int, *, final: bool, withdrawn: bool, now: datetime
+) -> tuple[ReleaseState, datetime | None, datetime | None]:
+    """(state, release_due_at, released_at) for an item arriving (or changing) now."""
+    if withdrawn:
+        return ReleaseState.ENTERED_IN_ERROR, None, None
+    if policy is ReleasePolicy.NEVER:
+        return ReleaseState.NEVER, None, None
+    if not final:
+        return ReleaseState.PENDING, None, None
+    if policy is ReleasePolicy.IMMEDIATE:
+        return ReleaseState.RELEASED, None, now
+    if policy is ReleasePolicy.HELD:
+        return ReleaseState.HELD, now + timedelta(days=hold_days), None
+    return ReleaseState.HELD, None, None  # clinician only
+
+
+def item_url(item_id: int, kind: ItemKind | str) -> str:
+    """Where a tap on the item's notification leads (path only; no detail about the item)."""
+    section = {
+        ItemKind.RESULT: "prover",
+        ItemKind.REPORT: "rapporter",
+        ItemKind.NOTE: "notater",
+        ItemKind.DOCUMENT: "dokumenter",
+        ItemKind.MEDICATION: "legemidler",
+        ItemKind.IMMUNIZATION: "vaksiner",
+        ItemKind.ENCOUNTER: "besok",
+    }[ItemKind(kind)]
+    return f"/journal/{section}/{item_id}"
+
+
+def emit_released(item_id: int, person_id: int, kind: ItemKind | str) -> None:
+    events.emit(
+        person_id,
+        EVENT_KINDS[ItemKind(kind)],
+        object_type="record_item",
+        object_id=item_id,
+        url=item_url(item_id, kind),
+    )
+
+
+def release(item: RecordItem, *, by_user_id: int | None, comment: str | None = None) -> bool:
+    """Release one held item now. Returns False (and changes nothing) when it was not held.
+
+    A conditional UPDATE, so two clinicians (or a clinician and the timer) cannot both release it.
+    """
+    now = clock.utcnow()
+    result = db.session.execute(
+        update(RecordItem)
+        .where(RecordItem.id == item.id, RecordItem.release_state == ReleaseState.HELD)
+        .values(
+            release_state=ReleaseState.RELEASED,
+            released_at=now,
+            released_by_id=by_user_id,
+            release_comment=comment or None,
+            release_due_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    emit_released(item.id, item.person_id, item.kind)
+    db.session.expire(item)
+    return True
+
+
+def release_due(now: datetime | None = None, batch: int = 500) -> int:
+    """Release every held item whose time has come (the worker runs this every minute).
+
+    Each item is released by a conditional UPDATE and gets its event in the same transaction;
+    the batch commits together. Safe to run in several workers at once.
+    """
+    now = now or clock.utcnow()
+    released = 0
+    while True:
+        due = db.session.execute(
+            select(RecordItem.id, RecordItem.person_id, RecordItem.kind)
+            .where(RecordItem.release_state == ReleaseState.HELD, RecordItem.release_due_at <= now)
+            .order_by(RecordItem.release_due_at, RecordItem.id)
+            .limit(batch)
+        ).all()
+        if not due:
+            return released
+        for item_id, person_id, kind in due:
+            result = db.session.execute(
+                update(RecordItem)
+                .where(RecordItem.id == item_id, RecordItem.release_state == ReleaseState.HELD)
+                .values(release_state=ReleaseState.RELEASED, released_at=now, release_due_at=None, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:
+                emit_released(item_id, person_id, kind)
+                released += 1
+        db.session.commit()
+        if len(due) < batch:
+            return released

@@ -1,0 +1,245 @@
+"""Reading the record for pages. Every function takes the access Decision the policy gave, and applies
+its ``items`` clause: nothing here decides who may see what. Lists cost what they show (keyset pages
+over an index), not what the patient has.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, or_, select, update
+
+from app import clock
+from app.access.policy import Decision
+from app.db import db
+from app.people.models import Organisation, Person
+from app.record.models import ItemKind, RecordContent, RecordItem
+
+PAGE_SIZE = 30
+RESULT_CATEGORIES = ("laboratory", "vital-signs", "imaging", "pathology", "survey", "social-history")
+CURRENT_MEDICATION = ("active", "on-hold", "draft", "unknown")
+
+
+@dataclass
+class Page:
+    items: list[RecordItem]
+    next_cursor: str | None
+
+
+def encode_cursor(item: RecordItem) -> str:
+    stamp = item.effective_at.isoformat() if item.effective_at else ""
+    return base64.urlsafe_b64encode(f"{stamp}|{item.id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime | None, int] | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, item_id = raw.rsplit("|", 1)
+        return (datetime.fromisoformat(stamp) if stamp else None), int(item_id)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _after(cursor: tuple[datetime | None, int] | None):  # type: ignore[no-untyped-def]
+    """Keyset condition for 'older than the cursor' in (effective_at desc, id desc) order."""
+    if cursor is None:
+        return None
+    stamp, item_id = cursor
+    if stamp is None:
+        return (RecordItem.effective_at.is_(None)) & (RecordItem.id < item_id)
+    return or_(
+        RecordItem.effective_at < stamp,
+        (RecordItem.effective_at == stamp) & (RecordItem.id < item_id),
+        RecordItem.effective_at.is_(None),
+    )
+
+
+def _page(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ignore[no-untyped-def]
+    condition = _after(decode_cursor(cursor))
+    if condition is not None:
+        query = query.where(condition)
+    rows = list(
+        db.session.scalars(query.order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc()).limit(size + 1))
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+
+
+def _base(decision: Decision, patient: Person, *kinds: ItemKind):  # type: ignore[no-untyped-def]
+    q = select(RecordItem).where(RecordItem.person_id == patient.id, decision.items)
+    if len(kinds) == 1:
+        return q.where(RecordItem.kind == kinds[0])
+    return q.where(RecordItem.kind.in_(kinds))
+
+
+def whats_new(decision: Decision, patient: Person, limit: int = 8) -> tuple[list[RecordItem], int]:
+    """The latest released results, reports, notes and documents, and how many are unread."""
+    kinds = (ItemKind.RESULT, ItemKind.REPORT, ItemKind.NOTE, ItemKind.DOCUMENT)
+    items = list(
+        db.session.scalars(
+            select(RecordItem)
+            .where(RecordItem.person_id == patient.id, decision.items, RecordItem.released_at.is_not(None))
+            .where(RecordItem.kind.in_(kinds), RecordItem.report_id.is_(None))
+            .order_by(RecordItem.released_at.desc(), RecordItem.id.desc())
+            .limit(limit)
+        )
+    )
+    return items, sum(1 for i in items if i.read_at is None)
+
+
+def organisations_with_items(decision: Decision, patient: Person) -> list[Organisation]:
+    """Organisations the patient has something from (one index probe per organisation in the region)."""
+    has = exists().where(
+        RecordItem.person_id == patient.id, RecordItem.organisation_id == Organisation.id, decision.items
+    )
+    return list(db.session.scalars(select(Organisation).where(has).order_by(Organisation.name)))
+
+
+def results(
+    decision: Decision,
+    patient: Person,
+    *,
+    organisation_id: int | None = None,
+    category: str | None = None,
+    search: str | None = None,
+    cursor: str | None = None,
+) -> tuple[Page, dict[int, list[RecordItem]]]:
+    """Results by date, grouped under their report. With a search: matching results, flat."""
+    if search:
+        q = _base(decision, patient, ItemKind.RESULT).where(RecordItem.title.ilike(f"%{_like(search)}%", escape="\\"))
+    else:
+        q = _base(decision, patient, ItemKind.RESULT, ItemKind.REPORT).where(RecordItem.report_id.is_(None))
+    if organisation_id:
+        q = q.where(RecordItem.organisation_id == organisation_id)
+    if category:
+        q = q.where(RecordItem.category == category)
+    page = _page(q, cursor)
+    members: dict[int, list[RecordItem]] = {}
+    report_ids = [i.id for i in page.items if i.kind is ItemKind.REPORT]
+    if report_ids and not search:
+        for child in db.session.scalars(
+            select(RecordItem)
+            .where(RecordItem.report_id.in_(report_ids), RecordItem.person_id == patient.id, decision.items)
+            .order_by(RecordItem.id)
+        ):
+            members.setdefault(child.report_id, []).append(child)  # type: ignore[arg-type]
+    return page, members
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def trend(decision: Decision, patient: Person, item: RecordItem, limit: int = 60) -> list[RecordItem]:
+    """Earlier and later values of the same test (same code), oldest first, for the trend chart."""
+    if not item.code or item.data.get("value") is None:
+        return []
+    rows = list(
+        db.session.scalars(
+            _base(decision, patient, ItemKind.RESULT)
+            .where(RecordItem.code == item.code)
+            .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+            .limit(limit)
+        )
+    )
+    rows = [r for r in rows if r.data.get("value") is not None and r.effective_at is not None]
+    return list(reversed(rows)) if len(rows) > 1 else []
+
+
+def report_members(decision: Decision, patient: Person, report: RecordItem) -> list[RecordItem]:
+    return list(
+        db.session.scalars(
+            _base(decision, patient, ItemKind.RESULT).where(RecordItem.report_id == report.id).order_by(RecordItem.id)
+        )
+    )
+
+
+def notes(decision: Decision, patient: Person, *, summaries_only: bool, cursor: str | None) -> Page:
+    q = _base(decision, patient, ItemKind.NOTE)
+    if summaries_only:
+        q = q.where(RecordItem.data["visit_summary"].as_boolean().is_(True))
+    return _page(q, cursor)
+
+
+def visits(decision: Decision, patient: Person, cursor: str | None) -> Page:
+    return _page(_base(decision, patient, ItemKind.ENCOUNTER), cursor)
+
+
+def visit_items(decision: Decision, patient: Person, visit: RecordItem) -> list[RecordItem]:
+    return list(
+        db.session.scalars(
+            select(RecordItem)
+            .where(RecordItem.person_id == patient.id, decision.items, RecordItem.encounter_id == visit.id)
+            .order_by(RecordItem.kind, RecordItem.effective_at)
+            .limit(200)
+        )
+    )
+
+
+def medications(decision: Decision, patient: Person) -> tuple[list[RecordItem], list[RecordItem]]:
+    """(current, ended), newest first."""
+    rows = list(
+        db.session.scalars(
+            _base(decision, patient, ItemKind.MEDICATION)
+            .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+            .limit(500)
+        )
+    )
+    current = [r for r in rows if r.status in CURRENT_MEDICATION]
+    return current, [r for r in rows if r.status not in CURRENT_MEDICATION]
+
+
+def immunizations(decision: Decision, patient: Person) -> list[RecordItem]:
+    return list(
+        db.session.scalars(
+            _base(decision, patient, ItemKind.IMMUNIZATION)
+            .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+            .limit(500)
+        )
+    )
+
+
+def documents(decision: Decision, patient: Person, cursor: str | None) -> Page:
+    return _page(_base(decision, patient, ItemKind.DOCUMENT), cursor)
+
+
+def content_of(item: RecordItem) -> RecordContent | None:
+    return db.session.get(RecordContent, item.id)
+
+
+def mark_read(decision: Decision, item: RecordItem) -> None:
+    """The patient opened it: no longer unread (only the patient's own reads count)."""
+    if decision.is_patient and item.read_at is None:
+        db.session.execute(
+            update(RecordItem)
+            .where(RecordItem.id == item.id, RecordItem.read_at.is_(None))
+            .values(read_at=clock.utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+
+
+def everything(decision: Decision, patient: Person) -> dict[ItemKind, list[RecordItem]]:
+    """Every item the viewer may see, by kind (export and the printable record)."""
+    out: dict[ItemKind, list[RecordItem]] = {k: [] for k in ItemKind}
+    for item in db.session.scalars(
+        select(RecordItem)
+        .where(RecordItem.person_id == patient.id, decision.items)
+        .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+    ):
+        out[item.kind].append(item)
+    return out
+
+
+def contents(item_ids: list[int]) -> dict[int, RecordContent]:
+    out: dict[int, RecordContent] = {}
+    for start in range(0, len(item_ids), 500):
+        for c in db.session.scalars(select(RecordContent).where(RecordContent.item_id.in_(item_ids[start : start + 500]))):
+            out[c.item_id] = c
+    return out
+

@@ -1,0 +1,110 @@
+"""What staff do to the record. Callers have already passed the access policy."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from sqlalchemy import exists, func, or_, select, update
+
+from app import clock
+from app.auth.models import User
+from app.db import db
+from app.people.models import CareUnit, Person
+from app.people.nin import InvalidNin, parse_nin
+from app.record.models import ItemKind, RecordContent, RecordItem, ReleasePolicy, ReleaseState
+from app.record.release import emit_released
+
+VISIT_SUMMARY_CODE = ("http://loinc.org", "34133-9")
+
+
+def find_patients(org_ids: tuple[int, ...], query: str, allow_synthetic: bool, limit: int = 20) -> list[Person]:
+    """Patients with a care relation to one of ``org_ids``, by national id or name."""
+    if not org_ids:
+        return []
+    related = exists().where(RecordItem.person_id == Person.id, RecordItem.organisation_id.in_(org_ids))
+    compact = "".join(query.split())
+    if compact.isdigit():
+        try:
+            nin = parse_nin(compact, allow_synthetic=allow_synthetic).value
+        except InvalidNin:
+            return []
+        condition = Person.national_id == nin
+    else:
+        words = [w.lower() for w in query.split() if w]
+        full = func.lower(Person.given_name + " " + Person.family_name)
+        condition = or_(*[full.contains(w, autoescape=True) for w in words[:1]])
+        for w in words[1:]:
+            condition = condition & full.contains(w, autoescape=True)
+    return list(
+        db.session.scalars(
+            select(Person).where(condition, related).order_by(Person.family_name, Person.given_name).limit(limit)
+        )
+    )
+
+
+def withhold(item: RecordItem, *, reason: str, scope: str, by: User) -> None:
+    """Withhold from the patient (pbrl. § 5-1) or hide from guardians, with the reason recorded."""
+    now = clock.utcnow()
+    if scope == "guardians":
+        values = {"hidden_from_guardians": True, "guardian_hidden_reason": reason}
+    else:
+        values = {"withheld_reason": reason, "withheld_at": now, "withheld_by_id": by.id}
+    db.session.execute(
+        update(RecordItem)
+        .where(RecordItem.id == item.id)
+        .values(**values, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def lift_withholding(item: RecordItem) -> None:
+    db.session.execute(
+        update(RecordItem)
+        .where(RecordItem.id == item.id)
+        .values(
+            withheld_reason=None,
+            withheld_at=None,
+            withheld_by_id=None,
+            hidden_from_guardians=False,
+            guardian_hidden_reason=None,
+            updated_at=clock.utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def sign_visit_summary(*, author: User, patient: Person, unit: CareUnit, title: str, text: str) -> RecordItem:
+    """Write and sign a visit summary. Signed means shared with the patient: released now, with its event."""
+    now = clock.utcnow()
+    source_id = str(uuid.uuid4())
+    item = RecordItem(
+        person_id=patient.id,
+        kind=ItemKind.NOTE,
+        organisation_id=unit.organisation_id,
+        source_system="varde",
+        source_type="DocumentReference",
+        source_id=source_id,
+        content_hash=hashlib.sha256(text.encode()).hexdigest(),
+        code_system=VISIT_SUMMARY_CODE[0],
+        code=VISIT_SUMMARY_CODE[1],
+        category="clinical-note",
+        title=title,
+        status="current",
+        effective_at=now,
+        care_unit_name=unit.name,
+        author_name=author.display_name,
+        data={"visit_summary": True, "signed_by": author.display_name},
+        release_policy=ReleasePolicy.IMMEDIATE,
+        release_state=ReleaseState.RELEASED,
+        released_at=now,
+        released_by_id=author.id,
+    )
+    item.content = RecordContent(text=text, content_type="text/plain")
+    db.session.add(item)
+    db.session.flush()
+    emit_released(item.id, patient.id, ItemKind.NOTE)
+    db.session.commit()
+    return item

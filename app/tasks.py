@@ -1,0 +1,70 @@
+"""The background worker (Huey): timed release now; push delivery, offer expiry and reminders later.
+
+Embedded by default — a SQLite file in instance/, run by `huey_consumer app.tasks.huey` (``make run``
+starts it) — and on Redis when REDIS_URL is set, with as many consumers as the volume needs.
+Nothing user-visible is done inside a request: requests write rows, the worker acts on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, has_app_context
+from huey import Huey, RedisHuey, SqliteHuey, crontab
+
+from app.config import Config
+
+
+def _make_huey() -> Huey:
+    if Config.REDIS_URL:
+        return RedisHuey("varde", url=Config.REDIS_URL)
+    instance = Path(Config.INSTANCE_PATH)
+    instance.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("varde", filename=str(instance / "huey.sqlite"))
+
+
+huey = _make_huey()
+_worker_app = None
+
+
+def in_app_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a task inside the Flask app (the consumer builds one app per process, once)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            return fn(*args, **kwargs)
+        global _worker_app
+        if _worker_app is None:
+            from app import create_app
+
+            _worker_app = create_app()
+        with _worker_app.app_context():
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                from app.db import db
+
+                db.session.remove()
+
+    return wrapper
+
+
+@huey.periodic_task(crontab(minute="*"), retries=2, retry_delay=10)
+@in_app_context
+def release_held_items() -> int:
+    """Release held items whose hold time has run out (each with its event, in one transaction)."""
+    from app.record.release import release_due
+
+    count = release_due()
+    if count:
+        current_app.logger.info("released %d held items", count)
+    return count
+
+
+def init_app(app: Any) -> None:
+    if app.config.get("HUEY_IMMEDIATE"):
+        huey.immediate = True
