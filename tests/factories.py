@@ -116,3 +116,37 @@ def session_for(user: User, client: FlaskClient) -> str:
     db.session.commit()
     client.set_cookie("__Host-varde", token, secure=True, httponly=True, samesite="Lax")
     return token
+
+
+def hospital(name: str = "St. Olavs hospital", kind: OrganisationKind = OrganisationKind.HOSPITAL) -> Organisation:
+    org = Organisation(name=name, kind=kind)
+    org.care_units = [CareUnit(name="Medisinsk poliklinikk")]
+    db.session.add(org)
+    db.session.commit()
+    return org
+
+
+def fhir_client(org: Organisation, source: str = "stolav-dips"):  # type: ignore[no-untyped-def]
+    """A source system for ``org``; returns (client, token)."""
+    from app.fhir.clients import create_client
+
+    client, token = create_client(org, f"EPJ {org.name}", source)
+    db.session.commit()
+    return client, token
+
+
+def works_at(user: User, org: Organisation) -> None:
+    from app.auth.models import StaffMembership
+
+    db.session.add(StaffMembership(user_id=user.id, care_unit_id=org.care_units[0].id))
+    db.session.commit()
+
+
+def record(person: Person, client, *, results: int = 12, notes: int = 3, years: float = 2, prefix: str = "t"):  # type: ignore[no-untyped-def]
+    """Give ``person`` a record from ``client`` through the real ingest. Returns the ImportResult."""
+    from app.demo.fhir_bundles import history_bundle
+    from app.fhir.ingest import import_bundle
+
+    return import_bundle(
+        history_bundle(person, prefix=prefix, results=results, notes=notes, years=years, seed=person.id), client
+    )

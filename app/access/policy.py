@@ -68,9 +68,7 @@ def has_care_relation(org_ids: tuple[int, ...], patient: Person) -> bool:
         return False
     return bool(
         db.session.scalar(
-            select(
-                exists().where(RecordItem.person_id == patient.id, RecordItem.organisation_id.in_(org_ids))
-            )
+            select(exists().where(RecordItem.person_id == patient.id, RecordItem.organisation_id.in_(org_ids)))
         )
     )
 
@@ -127,9 +125,10 @@ def check(
         basis=decision.basis if decision else None,
         organisation_id=organisation_id,
     )
-    g.audit_pending = True
     if decision is None:
+        db.session.commit()  # error pages roll back the request's work; the denial stays recorded
         abort(404)
+    g.audit_pending = True
     return decision
 
 
@@ -148,7 +147,7 @@ def load_item(
             object_id=item_id,
             outcome="denied",
         )
-        g.audit_pending = True
+        db.session.commit()
         abort(404)
     return item, check(viewer, patient, item=item, action=action)
 

@@ -19,9 +19,7 @@ def token_hash(token: str) -> str:
 def create_client(organisation: Organisation, name: str, source_system: str) -> tuple[FhirClient, str]:
     """A new source system for ``organisation``. Returns the client and its token (shown once)."""
     token = "vfh_" + secrets.token_urlsafe(32)
-    client = FhirClient(
-        organisation=organisation, name=name, source_system=source_system, token_hash=token_hash(token)
-    )
+    client = FhirClient(organisation=organisation, name=name, source_system=source_system, token_hash=token_hash(token))
     db.session.add(client)
     return client, token
 

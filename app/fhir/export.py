@@ -50,9 +50,7 @@ def record_bundle(decision: Decision, person: Person) -> dict[str, Any]:
         chunk = items[start : start + 500]
         contents = {
             c.item_id: c
-            for c in db.session.scalars(
-                select(RecordContent).where(RecordContent.item_id.in_([i.id for i in chunk]))
-            )
+            for c in db.session.scalars(select(RecordContent).where(RecordContent.item_id.in_([i.id for i in chunk])))
         }
         for item in chunk:
             content = contents.get(item.id)
@@ -86,6 +84,11 @@ def _made_here(item: RecordItem, content: RecordContent | None) -> dict[str, Any
         **({"date": item.effective_at.isoformat()} if item.effective_at else {}),
         "author": [{"display": item.author_name}] if item.author_name else [],
         "content": [
-            {"attachment": {"contentType": "text/plain; charset=utf-8", "data": base64.b64encode(text.encode()).decode()}}
+            {
+                "attachment": {
+                    "contentType": "text/plain; charset=utf-8",
+                    "data": base64.b64encode(text.encode()).decode(),
+                }
+            }
         ],
     }

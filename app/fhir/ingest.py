@@ -90,9 +90,7 @@ def _find_by_identifiers(identifiers: list[dict[str, Any]], demo: bool) -> int |
     return None
 
 
-def match_patients(
-    resources: list[dict[str, Any]], full_urls: list[str | None], client: FhirClient
-) -> dict[str, int]:
+def match_patients(resources: list[dict[str, Any]], full_urls: list[str | None], client: FhirClient) -> dict[str, int]:
     """Reference ("Patient/85" or a fullUrl) -> person id for every Patient in the bundle.
 
     Raises BundleRefused (422) for a Patient that matches nobody in Varde.
@@ -190,9 +188,7 @@ def import_bundle(raw: bytes | str | dict[str, Any], client: FhirClient) -> Impo
             object_id=client.id,
             outcome="ok",
         )
-        db.session.execute(
-            update(FhirClient).where(FhirClient.id == client.id).values(last_used_at=clock.utcnow())
-        )
+        db.session.execute(update(FhirClient).where(FhirClient.id == client.id).values(last_used_at=clock.utcnow()))
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -254,8 +250,9 @@ def _store(
         digest = _hash(resource)
         version, updated = _version_key(resource)
         old = existing.get((m.source_type, m.source_id))
-        policy, hold_days = rules.match(client.organisation_id, m.kind.value, m.columns.get("category"),
-                                        m.columns.get("code"))
+        policy, hold_days = rules.match(
+            client.organisation_id, m.kind.value, m.columns.get("category"), m.columns.get("code")
+        )
         content = {
             "text": m.text,
             "content_type": m.content_type,
@@ -432,5 +429,19 @@ def _link(
     for item_id, column, key in pending:
         if key in ids:
             wanted.setdefault(item_id, {})[column] = ids[key]
+    # Only what changes: a repeated bundle must not touch a single row.
+    wanted_ids = list(wanted)
+    for start in range(0, len(wanted_ids), CHUNK):
+        for row in db.session.execute(
+            select(RecordItem.id, RecordItem.encounter_id, RecordItem.report_id).where(
+                RecordItem.id.in_(wanted_ids[start : start + CHUNK])
+            )
+        ):
+            values = wanted[row.id]
+            if (
+                values.get("encounter_id", row.encounter_id) == row.encounter_id
+                and values.get("report_id", row.report_id) == row.report_id
+            ):
+                del wanted[row.id]
     if wanted:
         db.session.execute(update(RecordItem), [{"id": item_id, **values} for item_id, values in wanted.items()])

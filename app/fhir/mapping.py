@@ -19,8 +19,14 @@ OSLO = ZoneInfo("Europe/Oslo")
 NIN_SYSTEMS = {"urn:oid:2.16.578.1.12.4.1.4.1", "urn:oid:2.16.578.1.12.4.1.4.2"}
 # LOINC codes of notes that summarise a visit or stay (shown as "besøksoppsummering").
 VISIT_SUMMARY_CODES = {"34133-9", "18842-5", "11490-0", "81218-0", "28570-0", "74208-0"}
-STORED_TYPES = {"Encounter", "Observation", "DiagnosticReport", "DocumentReference", "MedicationRequest",
-                "Immunization"}
+STORED_TYPES = {
+    "Encounter",
+    "Observation",
+    "DiagnosticReport",
+    "DocumentReference",
+    "MedicationRequest",
+    "Immunization",
+}
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 

@@ -150,7 +150,9 @@ def trend_chart(points: list[tuple[datetime, float]], rng: dict[str, Any] | None
         top = y(rng["high"]) if rng.get("high") is not None else PAD_T
         bottom = y(rng["low"]) if rng.get("low") is not None else PAD_T + plot_h
         top, bottom = max(top, PAD_T), min(bottom, PAD_T + plot_h)
-        out.append(f'<rect x="{PAD_L}" y="{top:.1f}" width="{plot_w}" height="{max(bottom - top, 1):.1f}" fill="#e3f1e8"/>')
+        out.append(
+            f'<rect x="{PAD_L}" y="{top:.1f}" width="{plot_w}" height="{max(bottom - top, 1):.1f}" fill="#e3f1e8"/>'
+        )
     for v in (vmin + pad, vmax - pad):
         out.append(
             f'<text x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#4a5a66">'
@@ -159,7 +161,7 @@ def trend_chart(points: list[tuple[datetime, float]], rng: dict[str, Any] | None
     for t, anchor in ((points[0][0], "start"), (points[-1][0], "end")):
         out.append(
             f'<text x="{x(t):.1f}" y="{CHART_H - 8}" text-anchor="{anchor}" font-size="11" fill="#4a5a66">'
-            f'{escape(format_date(t, "MMM yyyy"))}</text>'
+            f"{escape(format_date(t, 'MMM yyyy'))}</text>"
         )
     path = " ".join(f"{'M' if i == 0 else 'L'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(points))
     out.append(f'<path d="{path}" fill="none" stroke="#0b4f6c" stroke-width="2"/>')

@@ -45,10 +45,7 @@ class RuleBook:
 
     def __init__(self, rules: list[ReleaseRule], default_hold_days: int) -> None:
         self.rules = sorted(
-            (
-                Rule(r.organisation_id, r.kind, r.category, r.code, r.policy, r.hold_days, r.specificity)
-                for r in rules
-            ),
+            (Rule(r.organisation_id, r.kind, r.category, r.code, r.policy, r.hold_days, r.specificity) for r in rules),
             key=lambda r: -r.specificity,
         )
         self.default_hold_days = default_hold_days

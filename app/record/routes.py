@@ -106,7 +106,9 @@ def _parent_report(decision, patient, item):  # type: ignore[no-untyped-def]
     report = db.session.get(RecordItem, item.report_id)
     if report is None or report.person_id != patient.id:
         return None
-    return report if db.session.scalar(select(RecordItem.id).where(RecordItem.id == report.id, decision.items)) else None
+    return (
+        report if db.session.scalar(select(RecordItem.id).where(RecordItem.id == report.id, decision.items)) else None
+    )
 
 
 @bp.route("/rapporter/<int:item_id>")
@@ -335,12 +337,14 @@ def audit_words(event) -> str:  # type: ignore[no-untyped-def]
 @bp.record_once
 def record_helpers(state) -> None:  # type: ignore[no-untyped-def]
     # Globals, not a context processor: imported macros (record/_macros.html) see them too.
-    state.app.jinja_env.globals.update({
-        "value_text": present.value_text,
-        "flag_words": present.flag_words,
-        "result_flag": present.flag,
-        "range_text": present.range_text,
-        "range_bar": present.range_bar,
-        "kinds": ItemKind,
-        "now": clock.utcnow,
-    })
+    state.app.jinja_env.globals.update(
+        {
+            "value_text": present.value_text,
+            "flag_words": present.flag_words,
+            "result_flag": present.flag,
+            "range_text": present.range_text,
+            "range_bar": present.range_bar,
+            "kinds": ItemKind,
+            "now": clock.utcnow,
+        }
+    )

@@ -63,7 +63,9 @@ def _page(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ig
     if condition is not None:
         query = query.where(condition)
     rows = list(
-        db.session.scalars(query.order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc()).limit(size + 1))
+        db.session.scalars(
+            query.order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc()).limit(size + 1)
+        )
     )
     more = len(rows) > size
     rows = rows[:size]
@@ -239,7 +241,8 @@ def everything(decision: Decision, patient: Person) -> dict[ItemKind, list[Recor
 def contents(item_ids: list[int]) -> dict[int, RecordContent]:
     out: dict[int, RecordContent] = {}
     for start in range(0, len(item_ids), 500):
-        for c in db.session.scalars(select(RecordContent).where(RecordContent.item_id.in_(item_ids[start : start + 500]))):
+        for c in db.session.scalars(
+            select(RecordContent).where(RecordContent.item_id.in_(item_ids[start : start + 500]))
+        ):
             out[c.item_id] = c
     return out
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 
@@ -32,8 +33,8 @@ class WithholdForm(FlaskForm):
     scope = RadioField(
         _l("Hvem skal ikke se notatet?"),
         choices=[
-            ("patient", _l("Pasienten (og dermed også foresatte og fullmektiger)")),
-            ("guardians", _l("Bare foresatte")),
+            SelectChoice("patient", _l("Pasienten (og dermed også foresatte og fullmektiger)")),
+            SelectChoice("guardians", _l("Bare foresatte")),
         ],
         default="patient",
         validators=[DataRequired(_l("Velg hvem notatet skal holdes tilbake fra."))],

@@ -16,6 +16,7 @@ from app.record.models import RecordItem, ReleaseState
 from app.staff import services
 from app.staff.forms import FindPatientForm, ReleaseForm, VisitSummaryForm, WithholdForm
 from app.web import htmx
+from wtforms.fields.choices import SelectChoice
 
 bp = Blueprint("staff", __name__, url_prefix="/ansatt")
 
@@ -137,7 +138,7 @@ def visit_summary(person_id: int) -> Response:
     mine = {m.care_unit_id for m in current_user.memberships}
     units = [u for u in units if u.id in mine]
     form = VisitSummaryForm()
-    form.unit.choices = [(u.id, f"{u.name}, {u.organisation.name}") for u in units]
+    form.unit.choices = [SelectChoice(u.id, f"{u.name}, {u.organisation.name}") for u in units]
     if form.validate_on_submit():
         unit = next(u for u in units if u.id == form.unit.data)
         item = services.sign_visit_summary(

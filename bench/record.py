@@ -1,0 +1,735 @@
+"""Benchmarks for the health-record issue.
+
+1. Page cost does not grow with history (PostgreSQL). Two patients in a private schema: one with ten
+   years of history (>= 2,000 results, >= 300 notes) and one with about 50 results. The overview `/`
+   and the results list `/journal/prover`, each under gunicorn with 2 sync workers and
+   `wrk -t2 -c32 --latency`, big and small patient side by side, several rounds, in alternating
+   order, with a hello-world Flask route as the baseline in the same run. Budget: p99 big/small <= 1.2.
+   Then every SELECT each page runs is timed with EXPLAIN ANALYZE for both patients, so a query
+   whose cost grows with history is named (its plan is printed with --explain).
+2. FHIR import throughput: resources per second through app.fhir.ingest.import_bundle (the code
+   behind POST /fhir, given the raw bytes), for the Inferno US Core fixtures (patients 85 and 355,
+   skipped when ../shared/fixtures is absent) and a generated ten-year bundle, on SQLite and
+   PostgreSQL; first import (new rows) and a repeat (all unchanged) apart. Goal: >= 1,000 resources/s.
+
+    .venv/bin/python bench/record.py [--quick] [--rounds N] [--seconds S] [--skip-pages] [--skip-import] [--explain]
+
+The report is printed on stdout (progress on stderr) and appended to bench/results/record.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+PG_URL = os.environ.get("VARDE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "fhir" / "inferno-uscore"
+FIXTURE_FILES = ("uscore_bundle_patient_85.json", "uscore_bundle_patient_355.json")
+SYNTHEA = "https://github.com/synthetichealth/synthea"
+COOKIE = "__Host-varde"
+PAGES = {"overview": "/", "results": "/journal/prover"}
+P99_BUDGET = 1.2
+IMPORT_GOAL = 1000.0
+
+
+def log(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# --- PostgreSQL schemas and the app -------------------------------------------------------------
+
+
+def pg_reachable() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5432), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+def create_schema() -> tuple[str, str]:
+    """A private schema (as tests/conftest.py does); returns (url with its search_path, schema)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = "bench_" + secrets.token_hex(5)
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    return url, schema
+
+
+def drop_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def app_on(url: str) -> Iterator[Any]:
+    """An app on ``url`` (demo mode, for synthetic national ids) with every table created, in its context."""
+    from app import create_app
+    from app.db import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "DEMO_MODE": True})
+    with app.app_context():
+        db.create_all()
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+_individual = iter(range(100, 500))
+
+
+def add_person(given: str, family: str, birth: date) -> Any:
+    """A person with a synthetic national id (accepted in demo mode only)."""
+    from app.db import db
+    from app.people.models import Person
+    from app.people.nin import make_nin
+
+    while (nin := make_nin(birth, next(_individual), synthetic=True)) is None:
+        pass
+    person = Person(national_id=nin, given_name=given, family_name=family, birth_date=birth)
+    db.session.add(person)
+    db.session.flush()
+    return person
+
+
+def add_patient_with_session(given: str, family: str, birth: date) -> tuple[Any, str]:
+    """A patient with an account and a logged-in server-side session; returns (person, cookie token)."""
+    import hashlib
+
+    from app import clock
+    from app.auth.models import Role, ServerSession
+    from app.auth.services import create_local_user
+    from app.db import db
+
+    person = add_person(given, family, birth)
+    user = create_local_user(
+        username=person.national_id,
+        password=None,
+        password_hash="bench-no-password-login",
+        display_name=person.display_name,
+        person=person,
+        role=Role.PATIENT,
+        is_demo=True,
+    )
+    db.session.flush()
+    token = secrets.token_urlsafe(32)
+    now = clock.utcnow()
+    db.session.add(
+        ServerSession(
+            id=hashlib.sha256(token.encode()).hexdigest(),
+            user_id=user.id,
+            data={"_user_id": str(user.id), "_fresh": True},
+            created_at=now,
+            authenticated_at=now,
+            last_seen_at=now,
+        )
+    )
+    db.session.commit()
+    return person, token
+
+
+def add_source(name: str, source_system: str) -> Any:
+    from app.db import db
+    from app.fhir.clients import create_client
+    from app.people.models import Organisation, OrganisationKind
+
+    org = Organisation(name=name, kind=OrganisationKind.HOSPITAL)
+    db.session.add(org)
+    client, _token = create_client(org, f"{name} (bench)", source_system)
+    db.session.commit()
+    return client
+
+
+# --- gunicorn and wrk ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    def __init__(self, target: str, env: dict[str, str]) -> None:
+        self.port = free_port()
+        cmd = [str(BIN / "gunicorn"), "-w", "2", "-k", "sync", "-b", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen([*cmd, "--log-level", "warning", target], cwd=ROOT, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn {target} exited with {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn {target} did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@dataclass
+class Run:
+    rps: float
+    p50: float
+    p99: float
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, seconds: int, connections: int, cookie: str | None = None) -> Run:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", url]
+    if cookie:
+        cmd[1:1] = ["-H", f"Cookie: {COOKIE}={cookie}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+    for problem in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: .*"):
+        if m := re.search(problem, out):
+            raise RuntimeError(f"{url}: {m.group(0)}\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    return Run(rps, _ms(*p50.groups()), _ms(*p99.groups()))
+
+
+def fetch(port: int, path: str, cookie: str) -> tuple[int, str]:
+    """One GET without following redirects (a redirect to login must not pass for a page)."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Cookie": f"{COOKIE}={cookie}"})
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+# --- 1. page cost against history ---------------------------------------------------------------
+
+
+@dataclass
+class Patient:
+    label: str
+    person_id: int
+    given: str
+    cookie: str
+    items: dict[str, int] = field(default_factory=dict)
+
+
+def build_patients(big_results: int, big_notes: int) -> list[Patient]:
+    from sqlalchemy import func, select
+
+    from app.db import db
+    from app.demo.fhir_bundles import history_bundle
+    from app.fhir.ingest import import_bundle
+    from app.record.models import RecordItem
+
+    client = add_source("St. Olavs hospital", "bench-dips")
+    patients = []
+    for label, given, birth, size in (
+        ("big", "Berit", date(1952, 3, 14), {"results": big_results, "notes": big_notes, "years": 10}),
+        ("small", "Sander", date(1990, 10, 2), {"results": 50, "notes": 5, "years": 1}),
+    ):
+        person, cookie = add_patient_with_session(given, "Benkesen", birth)
+        bundle = history_bundle(person, prefix=f"bench-{label}", seed=7, **size)
+        started = time.perf_counter()
+        result = import_bundle(bundle, client)
+        log(
+            f"  {label} patient: {result.resources} resources imported in {time.perf_counter() - started:.1f} s "
+            f"({result.created} items)"
+        )
+        counts = db.session.execute(
+            select(RecordItem.kind, func.count()).where(RecordItem.person_id == person.id).group_by(RecordItem.kind)
+        ).all()
+        patients.append(Patient(label, person.id, given, cookie, {k.value: n for k, n in counts}))
+    db.session.execute(db.text("ANALYZE"))  # what autovacuum does soon after a bulk import
+    db.session.commit()
+    big = patients[0].items
+    if big.get("result", 0) < big_results or big.get("note", 0) < big_notes:
+        raise RuntimeError(f"the big patient has too little history: {big}")
+    return patients
+
+
+def check_pages(port: int, patients: list[Patient]) -> None:
+    """Every page answers 200 for both patients, and the big patient's results page lists results."""
+    for p in patients:
+        for name, path in PAGES.items():
+            status, body = fetch(port, path, p.cookie)
+            if status != 200:
+                raise RuntimeError(f"{name} for the {p.label} patient: HTTP {status}\n{body[:500]}")
+            if f"Hei, {p.given}" not in body and name == "overview":
+                raise RuntimeError(f"the overview does not greet the {p.label} patient")
+            if name == "results":
+                rows = body.count('<li class="item-row"')
+                if 'id="results-items"' not in body or rows < 10:
+                    raise RuntimeError(f"the {p.label} patient's results page shows no results\n{body[:2000]}")
+
+
+@dataclass
+class PageRow:
+    round: int
+    name: str
+    run: Run
+
+
+def page_cost(seconds: int, rounds: int, connections: int, explain: bool) -> tuple[list[str], list[str]]:
+    """Returns (report lines, explain lines)."""
+    if not shutil.which("wrk"):
+        return ["## Page cost against history", "", "Skipped: wrk not found (apt-get install wrk).", ""], []
+    if not pg_reachable():
+        return ["## Page cost against history", "", "Skipped: PostgreSQL on 127.0.0.1:5432 does not answer.", ""], []
+    url, schema = create_schema()
+    servers: dict[str, Gunicorn] = {}
+    try:
+        log(f"page cost: building two patients in schema {schema}")
+        with app_on(url) as app:
+            patients = build_patients(2000, 300)
+            profile = query_profile(app, patients)
+        env = {**os.environ, "DATABASE_URL": url, "VARDE_DEMO": "1", "FLASK_APP": "wsgi"}
+        servers["hello"] = Gunicorn("bench.hello:app", env)
+        servers["varde"] = Gunicorn("wsgi:app", env)
+        port = servers["varde"].port
+        check_pages(port, patients)
+        targets = [("hello-world Flask route", f"http://127.0.0.1:{servers['hello'].port}/", None)]
+        for page, path in PAGES.items():
+            for p in patients:
+                targets.append((f"{page}, {p.label} patient", f"http://127.0.0.1:{port}{path}", p.cookie))
+        log("page cost: warming up")
+        for _name, target_url, cookie in targets:
+            wrk(target_url, 2, connections, cookie)
+        rows: list[PageRow] = []
+        for r in range(rounds):
+            order = targets if r % 2 == 0 else list(reversed(targets))
+            for name, target_url, cookie in order:
+                run = wrk(target_url, seconds, connections, cookie)
+                log(f"  round {r + 1}: {name}: {run.rps:,.0f} req/s, p50 {run.p50:.1f} ms, p99 {run.p99:.1f} ms")
+                rows.append(PageRow(r, name, run))
+        check_pages(port, patients)  # still logged in at the end: no run measured the login page
+    finally:
+        for server in servers.values():
+            server.stop()
+        drop_schema(schema)
+    return page_report(rows, patients, rounds, seconds, connections, profile), profile_plans(profile, explain)
+
+
+def page_report(
+    rows: list[PageRow], patients: list[Patient], rounds: int, seconds: int, connections: int, profile: list[Query]
+) -> list[str]:
+    def runs(name: str) -> list[Run]:
+        return [row.run for row in sorted(rows, key=lambda row: row.round) if row.name == name]
+
+    big, small = patients
+    lines = [
+        f"## Page cost against history (PostgreSQL; budget: p99 big/small <= {P99_BUDGET})",
+        "",
+        f"Big patient: {describe(big.items)}. Small patient: {describe(small.items)}.",
+        f"gunicorn, 2 sync workers; `wrk -t2 -c{connections} -d{seconds}s`, {rounds} round(s), alternating order; "
+        "figures are the median over the rounds.",
+        "",
+        "| page | patient | req/s | p50 ms | p99 ms | p99 big/small (each round) | budget |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    hello = runs("hello-world Flask route")
+    lines.append(
+        f"| hello-world Flask route | – | {med(r.rps for r in hello):,.0f} | {med(r.p50 for r in hello):.1f} "
+        f"| {med(r.p99 for r in hello):.1f} | | |"
+    )
+    for page in PAGES:
+        big_runs, small_runs = runs(f"{page}, big patient"), runs(f"{page}, small patient")
+        ratios = [b.p99 / s.p99 for b, s in zip(big_runs, small_runs, strict=True)]
+        ratio = med(ratios)
+        for label, rs in (("big", big_runs), ("small", small_runs)):
+            cells = ""
+            if label == "big":
+                each = ", ".join(f"{x:.2f}" for x in ratios)
+                verdict = "ok" if ratio <= P99_BUDGET else "**over**"
+                cells = f"**{ratio:.2f}** ({each}) | {verdict}"
+            else:
+                cells = " | "
+            lines.append(
+                f"| {PAGES[page]} | {label} | {med(r.rps for r in rs):,.0f} | {med(r.p50 for r in rs):.1f} "
+                f"| {med(r.p99 for r in rs):.1f} | {cells} |"
+            )
+    lines += ["", *profile_table(profile), ""]
+    return lines
+
+
+def describe(items: dict[str, int]) -> str:
+    order = ("result", "report", "note", "encounter", "medication", "immunization", "document")
+    return ", ".join(f"{items[k]:,} {k}s" for k in order if items.get(k))
+
+
+def med(values: Any) -> float:
+    return statistics.median(list(values))
+
+
+# --- the queries behind each page, timed with EXPLAIN ANALYZE -----------------------------------
+
+
+@dataclass
+class Query:
+    page: str
+    patient: str
+    index: int
+    sql: str
+    params: Any
+    ms: float = 0.0
+    rows: int = 0
+    plan: str = ""
+
+
+def query_profile(app: Any, patients: list[Patient]) -> list[Query]:
+    """Each page once per patient through the test client; every SELECT re-run under EXPLAIN ANALYZE."""
+    from sqlalchemy import event
+
+    from app.db import db
+
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+        if not many:
+            captured.append((statement, parameters))
+
+    queries: list[Query] = []
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        for page, path in PAGES.items():
+            for p in patients:
+                client = app.test_client()
+                client.set_cookie(COOKIE, p.cookie, secure=True, httponly=True, samesite="Lax")
+                client.get(path)  # warm: the compiled statement caches
+                captured.clear()
+                response = client.get(path)
+                if response.status_code != 200:
+                    where = response.headers.get("Location")
+                    raise RuntimeError(f"{path} for the {p.label} patient: HTTP {response.status_code} {where}")
+                for i, (sql, params) in enumerate(list(captured)):
+                    queries.append(Query(page, p.label, i, sql, params))
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for q in queries:
+            if not q.sql.lstrip().upper().startswith("SELECT"):
+                continue
+            best = None
+            for _ in range(5):
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + q.sql, q.params)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+                ms = float(re.search(r"Execution Time: ([\d.]+) ms", plan).group(1))
+                if best is None or ms < best[0]:
+                    best = (ms, plan)
+            q.ms, q.plan = best
+            top = re.search(r"actual time=[\d.]+\.\.[\d.]+ rows=(\d+)", q.plan)
+            q.rows = int(top.group(1)) if top else 0
+        raw.rollback()
+    finally:
+        raw.close()
+    return queries
+
+
+def short_sql(sql: str) -> str:
+    text = " ".join(sql.split())
+    m = re.search(r"\bFROM (\w+)", text)
+    table = m.group(1) if m else "?"
+    where = re.search(r"\bWHERE (.*?)(?: ORDER BY| GROUP BY| LIMIT|$)", text)
+    order = re.search(r"\bORDER BY (.*?)(?: LIMIT|$)", text)
+    out = f"{table}"
+    if where:
+        out += f" where {where.group(1)[:90]}"
+    if order:
+        out += f" order by {order.group(1)[:60]}"
+    return out.replace("|", "/")
+
+
+def profile_table(queries: list[Query]) -> list[str]:
+    lines = [
+        "Every SELECT of one request, re-run under EXPLAIN ANALYZE (execution time, best of 5, ms):",
+        "",
+        "| page | # | query | big ms | small ms | big/small | rows out (big) |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for page in PAGES:
+        big = [q for q in queries if q.page == page and q.patient == "big"]
+        small = [q for q in queries if q.page == page and q.patient == "small"]
+        if len(big) != len(small):
+            lines.append(f"| {PAGES[page]} | | **{len(big)} statements for big, {len(small)} for small** | | | | |")
+        for b, s in zip(big, small, strict=False):
+            if not b.plan:
+                continue
+            ratio = b.ms / s.ms if s.ms else float("inf")
+            mark = " **grows**" if ratio > 2 and b.ms - s.ms > 0.2 else ""
+            lines.append(
+                f"| {PAGES[page]} | {b.index} | `{short_sql(b.sql)}` | {b.ms:.3f} | {s.ms:.3f} | {ratio:.1f}{mark} | {b.rows} |"
+            )
+        total = sum(1 for _ in big)
+        lines.append(f"| {PAGES[page]} | | ({total} statements per request) | | | | |")
+    return lines
+
+
+def profile_plans(queries: list[Query], everything: bool) -> list[str]:
+    """Plans of the queries whose cost grows with history (all SELECT plans with --explain)."""
+    lines: list[str] = []
+    pairs = {(q.page, q.index, q.patient): q for q in queries}
+    for q in queries:
+        if q.patient != "big" or not q.plan:
+            continue
+        s = pairs.get((q.page, q.index, "small"))
+        grows = s is not None and s.ms and q.ms / s.ms > 2 and q.ms - s.ms > 0.2
+        if not (grows or everything):
+            continue
+        lines += [f"### {PAGES[q.page]} statement {q.index}" + (" (grows with history)" if grows else ""), ""]
+        lines += ["```sql", " ".join(q.sql.split()), "```", "", f"parameters: `{q.params}`", ""]
+        lines += ["Big patient:", "```", q.plan, "```"]
+        if s is not None:
+            lines += ["Small patient:", "```", s.plan, "```"]
+        lines.append("")
+    return lines
+
+
+# --- 2. FHIR import throughput ------------------------------------------------------------------
+
+
+@dataclass
+class ImportRow:
+    database: str
+    bundle: str
+    resources: int
+    items: int
+    cold_s: float
+    repeat_s: float
+    validate_s: float
+
+
+def fixture_bundles() -> list[tuple[str, bytes]]:
+    out = []
+    for name in FIXTURE_FILES:
+        path = FIXTURES / name
+        if path.is_file():
+            out.append((name.removesuffix(".json"), path.read_bytes()))
+        else:
+            log(f"import: {path} is not here: skipped")
+    return out
+
+
+def fixture_person(raw: bytes) -> None:
+    """The fixture's patient, known to Varde by its Synthea identifier (as a source's own id would be)."""
+    from app.db import db
+    from app.people.models import PersonIdentifier
+
+    bundle = json.loads(raw)
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    synthea = next(i["value"] for i in patient["identifier"] if i.get("system") == SYNTHEA)
+    name = patient.get("name", [{}])[0]
+    person = add_person(
+        (name.get("given") or ["Ukjent"])[0], name.get("family") or "Ukjent", date.fromisoformat(patient["birthDate"])
+    )
+    db.session.add(PersonIdentifier(person_id=person.id, system=SYNTHEA, value=synthea))
+    db.session.commit()
+
+
+def import_throughput_on(database: str, url: str, fixtures: list[tuple[str, bytes]]) -> list[ImportRow]:
+    from app.fhir.ingest import import_bundle
+    from app.fhir.validate import check_bundle, parse_json, validate_entries
+
+    rows: list[ImportRow] = []
+    with app_on(url) as app:
+        client = add_source("Bench sykehus", "bench-import")
+        bundles = list(fixtures)
+        for raw in (b for _name, b in fixtures):
+            fixture_person(raw)
+        person = add_person("Tiår", "Historikk", date(1950, 6, 1))
+        from app.db import db
+
+        db.session.commit()
+        history = _history_bytes(person)
+        bundles.append(("generated 10-year bundle", history))
+        for name, raw in bundles:
+            entries = check_bundle(parse_json(raw), app.config["FHIR_MAX_ENTRIES"])
+            validate_entries(entries)  # warm: fhir.resources builds its models on first use
+            started = time.perf_counter()
+            validate_entries(entries)
+            validate_s = time.perf_counter() - started
+            started = time.perf_counter()
+            first = import_bundle(raw, client)
+            cold_s = time.perf_counter() - started
+            started = time.perf_counter()
+            again = import_bundle(raw, client)
+            repeat_s = time.perf_counter() - started
+            if again.created or again.updated or again.unchanged != first.created:
+                raise RuntimeError(f"{name}: the repeat import was not all unchanged: {again}")
+            rows.append(ImportRow(database, name, first.resources, first.created, cold_s, repeat_s, validate_s))
+            log(
+                f"  {database}, {name}: {first.resources} resources, cold {first.resources / cold_s:,.0f}/s, "
+                f"repeat {first.resources / repeat_s:,.0f}/s, validation alone {first.resources / validate_s:,.0f}/s"
+            )
+    return rows
+
+
+def _history_bytes(person: Any) -> bytes:
+    from app.demo.fhir_bundles import history_bundle
+
+    bundle = history_bundle(person, prefix="bench-import", results=2000, notes=300, years=10, seed=11)
+    return json.dumps(bundle).encode()
+
+
+def import_throughput() -> list[str]:
+    fixtures = fixture_bundles()
+    rows: list[ImportRow] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        log("import: SQLite")
+        rows += import_throughput_on("SQLite", f"sqlite:///{tmp}/import.sqlite", fixtures)
+    if pg_reachable():
+        url, schema = create_schema()
+        try:
+            log(f"import: PostgreSQL (schema {schema})")
+            rows += import_throughput_on("PostgreSQL", url, fixtures)
+        finally:
+            drop_schema(schema)
+    else:
+        log("import: PostgreSQL on 127.0.0.1:5432 does not answer: skipped")
+    lines = [
+        f"## FHIR import throughput (goal: >= {IMPORT_GOAL:,.0f} resources/s)",
+        "",
+        "`import_bundle(raw bytes, client)` as POST /fhir calls it, one transaction per bundle. "
+        "Cold: every item new. Repeat: the same bundle again, all unchanged. "
+        "Validation alone: fhir.resources validating every entry (part of both).",
+        "",
+        "| database | bundle | resources | items stored | cold s | cold res/s | repeat s | repeat res/s | validation alone res/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        cold, repeat = r.resources / r.cold_s, r.resources / r.repeat_s
+        lines.append(
+            f"| {r.database} | {r.bundle} | {r.resources:,} | {r.items:,} | {r.cold_s:.2f} | {mark(cold)} "
+            f"| {r.repeat_s:.2f} | {mark(repeat)} | {r.resources / r.validate_s:,.0f} |"
+        )
+    if not fixtures:
+        lines += ["", f"The Inferno fixtures were not found at {FIXTURES}: only the generated bundle was measured."]
+    return [*lines, ""]
+
+
+def mark(rate: float) -> str:
+    return f"{rate:,.0f}" if rate >= IMPORT_GOAL else f"**{rate:,.0f}** (under goal)"
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def header() -> list[str]:
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", "app") else ""
+    pg = "?"
+    if pg_reachable():
+        with suppress(Exception):
+            from sqlalchemy import create_engine, text
+
+            engine = create_engine(PG_URL)
+            with engine.connect() as conn:
+                pg = conn.execute(text("SHOW server_version")).scalar_one()
+            engine.dispose()
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"# Health record benchmarks, {stamp}",
+        "",
+        f"Commit {git('rev-parse', '--short', 'HEAD')}{dirty}; Python {platform.python_version()}, "
+        f"PostgreSQL {pg}, {os.cpu_count()} CPUs.",
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3-second wrk runs, one round")
+    parser.add_argument("--rounds", type=int, help="wrk rounds (default 3)")
+    parser.add_argument("--seconds", type=int, help="seconds per wrk run (default 10)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32, as bench/run.py)")
+    parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--skip-import", action="store_true")
+    parser.add_argument("--explain", action="store_true", help="print every SELECT's plan, not only growing ones")
+    parser.add_argument("--no-append", action="store_true", help="do not append to bench/results/record.md")
+    args = parser.parse_args()
+    seconds = args.seconds or (3 if args.quick else 10)
+    rounds = args.rounds or (1 if args.quick else 3)
+
+    with tempfile.TemporaryDirectory() as instance:
+        # Before app is imported: Config reads these once. gunicorn inherits them.
+        os.environ.update({"VARDE_INSTANCE_PATH": instance, "SECRET_KEY": secrets.token_hex(32)})
+        os.environ.pop("REDIS_URL", None)
+        lines = header()
+        plans: list[str] = []
+        if not args.skip_pages:
+            page_lines, plans = page_cost(seconds, rounds, args.connections, args.explain)
+            lines += page_lines
+        if not args.skip_import:
+            lines += import_throughput()
+    report = "\n".join(lines)
+    print(report)
+    if plans:
+        print("\n".join(["## Query plans", "", *plans]))
+    if not args.no_append:
+        out = ROOT / "bench" / "results"
+        out.mkdir(exist_ok=True)
+        with (out / "record.md").open("a") as fh:
+            fh.write(report + "\n")
+            if plans:
+                fh.write("\n".join(["<details><summary>Query plans</summary>", "", *plans, "</details>", "", ""]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""One access policy for the record: what each viewer sees, 404 for everything else, an audit row per read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import event, func, select
+
+from app.access.models import AuditEvent
+from app.db import db
+from app.record.models import ItemKind, RecordItem, ReleaseState
+from app.record.release import item_url
+from tests import factories
+
+LIST_PAGES = [
+    "/",
+    "/journal/prover",
+    "/journal/notater",
+    "/journal/besok",
+    "/journal/legemidler",
+    "/journal/vaksiner",
+    "/journal/dokumenter",
+    "/journal/eksport.json",
+    "/journal/utskrift",
+]
+
+
+@pytest.fixture
+def org(app):
+    return factories.hospital()
+
+
+@pytest.fixture
+def source(org):
+    return factories.fhir_client(org)[0]
+
+
+@pytest.fixture
+def records(kari, per, source):
+    factories.record(kari.person, source, prefix="k")
+    factories.record(per.person, source, prefix="p")
+
+
+def _items(person, kind=None):
+    q = select(RecordItem).where(RecordItem.person_id == person.id)
+    if kind:
+        q = q.where(RecordItem.kind == kind)
+    return list(db.session.scalars(q.order_by(RecordItem.id)))
+
+
+def _audit_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(AuditEvent))
+
+
+@pytest.mark.usefixtures("records")
+@pytest.mark.parametrize("kind", list(ItemKind))
+def test_another_patients_item_is_not_found_on_every_record_route(client, login_as, kari, per, kind):
+    login_as(kari)
+    theirs = _items(per.person, kind)[0]
+    mine = _items(kari.person, kind)[0]
+    assert client.get(item_url(mine.id, kind)).status_code == 200
+    assert client.get(item_url(theirs.id, kind)).status_code == 404
+    if kind in (ItemKind.DOCUMENT, ItemKind.REPORT):
+        assert client.get(item_url(theirs.id, kind) + "/fil").status_code == 404
+    # The wrong kind's URL for one's own item, and an id that does not exist, look the same.
+    other_kind = ItemKind.NOTE if kind is not ItemKind.NOTE else ItemKind.RESULT
+    assert client.get(item_url(mine.id, other_kind)).status_code == 404
+    assert client.get(item_url(999999, kind)).status_code == 404
+
+
+@pytest.mark.usefixtures("records")
+def test_the_patients_lists_never_show_another_patients_items(client, login_as, kari, per):
+    login_as(kari)
+    per_titles = {i.source_id for i in _items(per.person)}
+    for path in LIST_PAGES:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        text = response.get_data(as_text=True)
+        assert not any(f'/{i.id}"' in text for i in _items(per.person)), path
+    bundle = json.loads(client.get("/journal/eksport.json").data)
+    exported = {e["resource"].get("id") for e in bundle["entry"]}
+    assert not exported & per_titles
+    assert {i.source_id for i in _items(kari.person)} <= exported
+
+
+@pytest.mark.usefixtures("records")
+def test_every_read_writes_exactly_one_audit_row(client, login_as, kari):
+    login_as(kari)
+    before = _audit_count()
+    reads = LIST_PAGES + [item_url(i.id, i.kind) for i in _items(kari.person)[:15]]
+    for path in reads:
+        assert client.get(path).status_code == 200
+    assert _audit_count() - before == len(reads)
+    row = db.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
+    assert (row.actor_user_id, row.subject_person_id, row.basis, row.outcome) == (kari.id, kari.person.id, "own", "ok")
+    assert row.object_type == "record_item" and row.occurred_at.tzinfo is not None
+
+
+@pytest.mark.usefixtures("records")
+def test_a_denied_read_is_audited_too(client, login_as, kari, per):
+    login_as(kari)
+    theirs = _items(per.person, ItemKind.RESULT)[0]
+    before = _audit_count()
+    client.get(item_url(theirs.id, ItemKind.RESULT))
+    row = db.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
+    assert _audit_count() == before + 1
+    assert (row.outcome, row.subject_person_id) == ("denied", kari.person.id)
+
+
+def test_held_withheld_and_never_items_are_not_shown_to_the_patient(client, login_as, kari, source):
+    factories.record(kari.person, source, prefix="k")
+    results = _items(kari.person, ItemKind.RESULT)
+    held, withheld, never = results[0], results[1], results[2]
+    db.session.execute(
+        RecordItem.__table__.update()
+        .where(RecordItem.id == held.id)
+        .values(release_state=ReleaseState.HELD, released_at=None)
+    )
+    db.session.execute(
+        RecordItem.__table__.update()
+        .where(RecordItem.id == never.id)
+        .values(release_state=ReleaseState.NEVER, released_at=None)
+    )
+    from app import clock
+
+    db.session.execute(
+        RecordItem.__table__.update()
+        .where(RecordItem.id == withheld.id)
+        .values(withheld_at=clock.utcnow(), withheld_reason="x")
+    )
+    db.session.commit()
+    login_as(kari)
+    for item in (held, withheld, never):
+        assert client.get(item_url(item.id, item.kind)).status_code == 404
+    listing = client.get("/journal/prover?q=").get_data(as_text=True)
+    for item in (held, withheld, never):
+        assert f'/journal/prover/{item.id}"' not in listing
+    assert client.get(item_url(results[3].id, ItemKind.RESULT)).status_code == 200
+
+
+@pytest.mark.usefixtures("records")
+def test_a_clinician_with_a_care_relation_reads_and_the_patient_sees_who(
+    client, app, login_as, kari, dr_lund, dr_berg, org
+):
+    factories.works_at(dr_lund, org)
+    other = factories.hospital("Ålesund sjukehus")
+    factories.works_at(dr_berg, other)
+    item = _items(kari.person, ItemKind.NOTE)[0]
+
+    login_as(dr_lund)
+    assert client.get(f"/ansatt/pasient/{kari.person.id}").status_code == 200
+    assert client.get(f"/ansatt/element/{item.id}").status_code == 200
+
+    berg = app.test_client()
+    login_as(dr_berg, berg)
+    assert berg.get(f"/ansatt/pasient/{kari.person.id}").status_code == 404
+    assert berg.get(f"/ansatt/element/{item.id}").status_code == 404
+    # A patient cannot use the staff console, and staff have no patient record pages of their own.
+    assert berg.get(item_url(item.id, item.kind)).status_code == 404
+
+    patient = app.test_client()
+    login_as(kari, patient)
+    page = patient.get("/journal/hvem-har-sett").get_data(as_text=True)
+    assert "Dr. Marte Lund" in page and "Helsepersonell" in page and org.name in page
+    assert "Dr. Henrik Berg" not in page  # denied, so nothing was seen
+    assert patient.get(f"/ansatt/pasient/{kari.person.id}").status_code == 404
+
+
+@pytest.mark.usefixtures("records")
+def test_a_clinician_only_sees_items_from_their_own_organisation(client, login_as, kari, dr_lund, org):
+    gp = factories.hospital("Lade legesenter", factories.OrganisationKind.GP_OFFICE)
+    gp_source = factories.fhir_client(gp, "lade")[0]
+    factories.record(kari.person, gp_source, prefix="gp")
+    factories.works_at(dr_lund, org)
+    gp_item = db.session.scalar(select(RecordItem).where(RecordItem.organisation_id == gp.id).limit(1))
+    login_as(dr_lund)
+    assert client.get(f"/ansatt/element/{gp_item.id}").status_code == 404
+    page = client.get(f"/ansatt/pasient/{kari.person.id}").get_data(as_text=True)
+    assert f'/ansatt/element/{gp_item.id}"' not in page
+
+
+def _queries(client, path) -> int:
+    statements: list[str] = []
+
+    def count(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        statements.append(_args[2] if len(_args) > 2 else "")
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return len(statements)
+
+
+def test_pages_make_the_same_number_of_queries_whatever_the_history(client, login_as, kari, per, source):
+    factories.record(kari.person, source, prefix="small", results=12, notes=2, years=1)
+    factories.record(per.person, source, prefix="big", results=400, notes=60, years=10)
+    small, big = {}, {}
+    login_as(kari)
+    pages = ["/", "/journal/prover", "/journal/notater", "/journal/besok"]
+    for path in pages:
+        small[path] = _queries(client, path)
+    login_as(per)
+    for path in pages:
+        big[path] = _queries(client, path)
+    assert big == small
+    assert max(big.values()) <= 12
