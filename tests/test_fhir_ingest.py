@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import db
-from app.demo.fhir_bundles import BundleMaker, LAB_TESTS, history_bundle
+from app.demo.fhir_bundles import LAB_TESTS, BundleMaker, history_bundle
 from app.fhir.ingest import import_bundle
-from app.fhir.validate import BundleRefused
 from app.notify.models import Event
 from app.people.models import PersonIdentifier
 from app.record.models import ItemKind, RecordContent, RecordItem, ReleaseState
@@ -250,7 +249,7 @@ def _link_fixture_patient(bundle_path: Path, person) -> dict:
 def test_every_inferno_bundle_imports_and_shows_up_in_the_patients_record(client, login_as, per, source, name):
     """Every Observation, DiagnosticReport, DocumentReference (text and PDF), MedicationRequest,
     Immunization and Encounter appears in the record (withdrawn ones, entered-in-error, do not)."""
-    src, token = source
+    _src, token = source
     bundle = _link_fixture_patient(FIXTURES / name, per.person)
     response = _post(client, token, (FIXTURES / name).read_bytes())
     assert response.status_code == 200, response.get_data(as_text=True)

@@ -36,6 +36,7 @@ CATEGORIES = frozenset(
         "immunizations",
         "documents",
         "export",
+        "access_log",  # "who has seen my record"
         "record",  # the staff console's view of everything held
     }
 )
@@ -108,10 +109,8 @@ def check(
         raise ValueError("give an item or a category")
     if category is not None and category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
-    if item is not None and item.person_id != patient.id:
-        decision = None
-    else:
-        decision = _decide(viewer, patient, item)
+    mismatched = item is not None and item.person_id != patient.id
+    decision = None if mismatched else _decide(viewer, patient, item)
     organisation_id = None
     if decision is not None and not decision.is_patient:
         organisation_id = item.organisation_id if item is not None else (decision.organisation_ids or (None,))[0]

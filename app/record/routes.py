@@ -41,7 +41,7 @@ def _viewer():  # type: ignore[no-untyped-def]
 
 @bp.route("")
 def index() -> Response:
-    viewer, patient = _viewer()
+    patient = _viewer()[1]
     return htmx.render("record/index.html", active_tab="record", patient=patient)
 
 
@@ -259,6 +259,7 @@ def printable() -> Response:
 def who_has_seen() -> Response:
     """Every read of the record by someone other than the patient: staff and (later) proxies."""
     viewer, patient = _viewer()
+    policy.check(viewer, patient, category="access_log")
     before = request.args.get("for", type=int)
     q = (
         select(AuditEvent, User, Organisation)

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, abort, current_app, flash, request, url_f
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import case, select
+from wtforms.fields.choices import SelectChoice
 
 from app.access import policy
 from app.auth.models import Role
@@ -16,7 +17,6 @@ from app.record.models import RecordItem, ReleaseState
 from app.staff import services
 from app.staff.forms import FindPatientForm, ReleaseForm, VisitSummaryForm, WithholdForm
 from app.web import htmx
-from wtforms.fields.choices import SelectChoice
 
 bp = Blueprint("staff", __name__, url_prefix="/ansatt")
 
