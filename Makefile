@@ -8,14 +8,20 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: help messages run test test-sqlite test-pg install install-dev browser translations vendor lint format bench clean
+.PHONY: help messages run worker test test-sqlite test-pg install install-dev browser translations vendor lint format bench clean
 
-## run: install, migrate, build demo data, serve at http://127.0.0.1:5000 and print demo logins
+## run: install, migrate, build demo data, serve at http://127.0.0.1:5000 (with the worker) and print demo logins
 run: install
 	$(BIN)/flask db upgrade
 	VARDE_DEMO=1 $(BIN)/flask demo
-	@echo "Varde runs at http://$(HOST):$(PORT)  (stop with Ctrl+C)"
+	@echo "Varde runs at http://$(HOST):$(PORT) with its background worker  (stop both with Ctrl+C)"
+	@VARDE_DEMO=1 $(BIN)/huey_consumer app.tasks.huey --workers 2 --worker-type thread --quiet & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	VARDE_DEMO=1 $(BIN)/gunicorn --workers 1 --threads 8 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+## worker: the background worker alone (timed release; push delivery later), on Redis when REDIS_URL is set
+worker: install
+	$(BIN)/huey_consumer app.tasks.huey --workers 2 --worker-type thread
 
 ## test: install what the tests need and run the whole suite (SQLite, then PostgreSQL when reachable)
 test: install-dev browser

@@ -20,6 +20,7 @@ The report is printed on stdout (progress on stderr) and appended to bench/resul
 from __future__ import annotations
 
 import argparse
+import contextvars
 import json
 import os
 import platform
@@ -264,7 +265,40 @@ class Patient:
     items: dict[str, int] = field(default_factory=dict)
 
 
-def build_patients(big_results: int, big_notes: int) -> list[Patient]:
+def add_others(count: int, template_person_id: int) -> int:
+    """``count`` more patients, each with a copy of the template patient's items (by SQL: fast).
+
+    So that record_item looks like a region's, not like two patients': the planner then chooses for the
+    big patient what it would choose in production, where one patient is a small part of the table.
+    """
+    from app.db import db
+    from app.record.models import RecordItem
+
+    if count <= 0:
+        return 0
+    db.session.execute(
+        db.text(
+            "INSERT INTO person (national_id, given_name, family_name, birth_date, created_at, updated_at) "
+            "SELECT '9' || lpad(g::text, 10, '0'), 'Fyll', 'Fyllsen', DATE '1970-01-01', now(), now() "
+            "FROM generate_series(1, :n) AS g"
+        ),
+        {"n": count},
+    )
+    columns = [c.name for c in RecordItem.__table__.columns if c.name != "id"]
+    picks = {"person_id": "p.id", "source_id": "ri.source_id || '-' || p.id"}
+    chosen = ", ".join(picks.get(c, f"ri.{c}") for c in columns)
+    inserted = db.session.execute(
+        db.text(
+            f"INSERT INTO record_item ({', '.join(columns)}) SELECT {chosen} FROM record_item ri "
+            "CROSS JOIN person p WHERE ri.person_id = :template AND p.family_name = 'Fyllsen'"
+        ),
+        {"template": template_person_id},
+    ).rowcount
+    db.session.commit()
+    return inserted
+
+
+def build_patients(big_results: int, big_notes: int, others: int) -> list[Patient]:
     from sqlalchemy import func, select
 
     from app.db import db
@@ -290,6 +324,11 @@ def build_patients(big_results: int, big_notes: int) -> list[Patient]:
             select(RecordItem.kind, func.count()).where(RecordItem.person_id == person.id).group_by(RecordItem.kind)
         ).all()
         patients.append(Patient(label, person.id, given, cookie, {k.value: n for k, n in counts}))
+    started = time.perf_counter()
+    copied = add_others(others, patients[1].person_id)
+    log(
+        f"  {others} other patients with {copied:,} items copied from the small one in {time.perf_counter() - started:.1f} s"
+    )
     db.session.execute(db.text("ANALYZE"))  # what autovacuum does soon after a bulk import
     db.session.commit()
     big = patients[0].items
@@ -320,7 +359,7 @@ class PageRow:
     run: Run
 
 
-def page_cost(seconds: int, rounds: int, connections: int, explain: bool) -> tuple[list[str], list[str]]:
+def page_cost(seconds: int, rounds: int, connections: int, others: int, explain: bool) -> tuple[list[str], list[str]]:
     """Returns (report lines, explain lines)."""
     if not shutil.which("wrk"):
         return ["## Page cost against history", "", "Skipped: wrk not found (apt-get install wrk).", ""], []
@@ -331,7 +370,7 @@ def page_cost(seconds: int, rounds: int, connections: int, explain: bool) -> tup
     try:
         log(f"page cost: building two patients in schema {schema}")
         with app_on(url) as app:
-            patients = build_patients(2000, 300)
+            patients = build_patients(2000, 300, others)
             profile = query_profile(app, patients)
         env = {**os.environ, "DATABASE_URL": url, "VARDE_DEMO": "1", "FLASK_APP": "wsgi"}
         servers["hello"] = Gunicorn("bench.hello:app", env)
@@ -357,11 +396,18 @@ def page_cost(seconds: int, rounds: int, connections: int, explain: bool) -> tup
         for server in servers.values():
             server.stop()
         drop_schema(schema)
-    return page_report(rows, patients, rounds, seconds, connections, profile), profile_plans(profile, explain)
+    report = page_report(rows, patients, rounds, seconds, connections, others, profile)
+    return report, profile_plans(profile, explain)
 
 
 def page_report(
-    rows: list[PageRow], patients: list[Patient], rounds: int, seconds: int, connections: int, profile: list[Query]
+    rows: list[PageRow],
+    patients: list[Patient],
+    rounds: int,
+    seconds: int,
+    connections: int,
+    others: int,
+    profile: list[Query],
 ) -> list[str]:
     def runs(name: str) -> list[Run]:
         return [row.run for row in sorted(rows, key=lambda row: row.round) if row.name == name]
@@ -370,7 +416,8 @@ def page_report(
     lines = [
         f"## Page cost against history (PostgreSQL; budget: p99 big/small <= {P99_BUDGET})",
         "",
-        f"Big patient: {describe(big.items)}. Small patient: {describe(small.items)}.",
+        f"Big patient: {describe(big.items)}. Small patient: {describe(small.items)}. "
+        f"{others:,} other patients with a copy of the small one's items ({others * sum(small.items.values()):,} items).",
         f"gunicorn, 2 sync workers; `wrk -t2 -c{connections} -d{seconds}s`, {rounds} round(s), alternating order; "
         "figures are the median over the rounds.",
         "",
@@ -421,9 +468,16 @@ class Query:
     index: int
     sql: str
     params: Any
-    ms: float = 0.0
+    key: tuple[str, int] = ("", 0)  # the statement's shape and its occurrence: pairs big with small
+    ms: float | None = None  # EXPLAIN ANALYZE execution time (SELECTs only)
     rows: int = 0
     plan: str = ""
+
+
+def shape(sql: str) -> str:
+    """The statement without its parameters; an IN list of any length counts as one."""
+    text = re.sub(r"%\(\w+\)s(::\w+(\(\d+\))?)?", "?", " ".join(sql.split()))
+    return re.sub(r"\(\?(, \?)*\)", "(?…)", text)
 
 
 def query_profile(app: Any, patients: list[Patient]) -> list[Query]:
@@ -435,8 +489,7 @@ def query_profile(app: Any, patients: list[Patient]) -> list[Query]:
     captured: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
-        if not many:
-            captured.append((statement, parameters))
+        captured.append((statement, parameters))
 
     queries: list[Query] = []
     engine = db.engine
@@ -446,14 +499,26 @@ def query_profile(app: Any, patients: list[Patient]) -> list[Query]:
             for p in patients:
                 client = app.test_client()
                 client.set_cookie(COOKIE, p.cookie, secure=True, httponly=True, samesite="Lax")
-                client.get(path)  # warm: the compiled statement caches
+                # Each request in a context of its own, as under gunicorn: otherwise it would share the
+                # bench's app context (g, Flask-Login's cached user, the DB session) with the last one.
+                contextvars.Context().run(client.get, path)  # warm: statement caches, session touched
                 captured.clear()
-                response = client.get(path)
+                response = contextvars.Context().run(client.get, path)
                 if response.status_code != 200:
                     where = response.headers.get("Location")
                     raise RuntimeError(f"{path} for the {p.label} patient: HTTP {response.status_code} {where}")
+                persons = {
+                    v for _s, ps in captured if isinstance(ps, dict) for k, v in ps.items() if k.startswith("person_id")
+                }
+                if persons != {p.person_id}:
+                    raise RuntimeError(
+                        f"{path} for the {p.label} patient (person {p.person_id}) read persons {persons}"
+                    )
+                seen: dict[str, int] = {}
                 for i, (sql, params) in enumerate(list(captured)):
-                    queries.append(Query(page, p.label, i, sql, params))
+                    s = shape(sql)
+                    seen[s] = seen.get(s, 0) + 1
+                    queries.append(Query(page, p.label, i, sql, params, (s, seen[s])))
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     raw = engine.raw_connection()
@@ -462,7 +527,7 @@ def query_profile(app: Any, patients: list[Patient]) -> list[Query]:
         for q in queries:
             if not q.sql.lstrip().upper().startswith("SELECT"):
                 continue
-            best = None
+            best: tuple[float, str] | None = None
             for _ in range(5):
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + q.sql, q.params)
                 plan = "\n".join(row[0] for row in cursor.fetchall())
@@ -479,61 +544,77 @@ def query_profile(app: Any, patients: list[Patient]) -> list[Query]:
 
 
 def short_sql(sql: str) -> str:
-    text = " ".join(sql.split())
+    text = re.sub(r"\b(record_item|organisation|server_session|account|person|audit_event)\.", "", shape(sql))
+    verb = text.split(" ", 1)[0]
+    if verb != "SELECT":
+        m = re.search(r"^(INSERT INTO|UPDATE|DELETE FROM) (\w+)", text)
+        return f"{m.group(1)} {m.group(2)}" if m else verb
     m = re.search(r"\bFROM (\w+)", text)
-    table = m.group(1) if m else "?"
-    where = re.search(r"\bWHERE (.*?)(?: ORDER BY| GROUP BY| LIMIT|$)", text)
-    order = re.search(r"\bORDER BY (.*?)(?: LIMIT|$)", text)
-    out = f"{table}"
-    if where:
-        out += f" where {where.group(1)[:90]}"
-    if order:
-        out += f" order by {order.group(1)[:60]}"
+    out = m.group(1) if m else "?"
+    if where := re.search(r"\bWHERE (.*?)(?: ORDER BY| GROUP BY| LIMIT|$)", text):
+        out += f" WHERE {where.group(1)[:110]}"
+    if order := re.search(r"\bORDER BY (.*?)(?: LIMIT|$)", text):
+        out += f" ORDER BY {order.group(1)[:60]}"
     return out.replace("|", "/")
+
+
+def grows(big: Query, small: Query | None) -> bool:
+    if big.ms is None or small is None or small.ms is None:
+        return False
+    return big.ms > 2 * small.ms and big.ms - small.ms > 0.2
+
+
+def pairs(queries: list[Query], page: str) -> list[tuple[Query | None, Query | None]]:
+    """(big, small) statements of one page, matched by shape and occurrence, in the big request's order."""
+    big = [q for q in queries if q.page == page and q.patient == "big"]
+    small = {q.key: q for q in queries if q.page == page and q.patient == "small"}
+    out: list[tuple[Query | None, Query | None]] = [(b, small.pop(b.key, None)) for b in big]
+    return out + [(None, s) for s in small.values()]
 
 
 def profile_table(queries: list[Query]) -> list[str]:
     lines = [
-        "Every SELECT of one request, re-run under EXPLAIN ANALYZE (execution time, best of 5, ms):",
+        "The statements of one request per page and patient; SELECTs re-run under EXPLAIN ANALYZE "
+        "(execution time in the database, best of 5, ms):",
         "",
-        "| page | # | query | big ms | small ms | big/small | rows out (big) |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| page | statement | big ms | small ms | big/small | rows (big) |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for page in PAGES:
-        big = [q for q in queries if q.page == page and q.patient == "big"]
-        small = [q for q in queries if q.page == page and q.patient == "small"]
-        if len(big) != len(small):
-            lines.append(f"| {PAGES[page]} | | **{len(big)} statements for big, {len(small)} for small** | | | | |")
-        for b, s in zip(big, small, strict=False):
-            if not b.plan:
+        matched = pairs(queries, page)
+        for b, s in matched:
+            q = b or s
+            if b is None or s is None:
+                who = "only for the big patient" if s is None else "only for the small patient"
+                lines.append(f"| {PAGES[page]} | `{short_sql(q.sql)}` ({who}) | | | | |")
                 continue
-            ratio = b.ms / s.ms if s.ms else float("inf")
-            mark = " **grows**" if ratio > 2 and b.ms - s.ms > 0.2 else ""
+            if b.ms is None:
+                lines.append(f"| {PAGES[page]} | `{short_sql(b.sql)}` | | | | |")
+                continue
+            ratio = f"{b.ms / s.ms:.1f}" if s.ms else "–"
+            flag = " **grows**" if grows(b, s) else ""
             lines.append(
-                f"| {PAGES[page]} | {b.index} | `{short_sql(b.sql)}` | {b.ms:.3f} | {s.ms:.3f} | {ratio:.1f}{mark} | {b.rows} |"
+                f"| {PAGES[page]} | `{short_sql(b.sql)}` | {b.ms:.3f} | {s.ms:.3f} | {ratio}{flag} | {b.rows} |"
             )
-        total = sum(1 for _ in big)
-        lines.append(f"| {PAGES[page]} | | ({total} statements per request) | | | | |")
+        n_big = sum(1 for b, _s in matched if b)
+        n_small = sum(1 for _b, s in matched if s)
+        lines.append(f"| {PAGES[page]} | *{n_big} statements (big), {n_small} (small)* | | | | |")
     return lines
 
 
 def profile_plans(queries: list[Query], everything: bool) -> list[str]:
-    """Plans of the queries whose cost grows with history (all SELECT plans with --explain)."""
+    """Plans of the queries whose cost grows with history (every SELECT's with --explain)."""
     lines: list[str] = []
-    pairs = {(q.page, q.index, q.patient): q for q in queries}
-    for q in queries:
-        if q.patient != "big" or not q.plan:
-            continue
-        s = pairs.get((q.page, q.index, "small"))
-        grows = s is not None and s.ms and q.ms / s.ms > 2 and q.ms - s.ms > 0.2
-        if not (grows or everything):
-            continue
-        lines += [f"### {PAGES[q.page]} statement {q.index}" + (" (grows with history)" if grows else ""), ""]
-        lines += ["```sql", " ".join(q.sql.split()), "```", "", f"parameters: `{q.params}`", ""]
-        lines += ["Big patient:", "```", q.plan, "```"]
-        if s is not None:
-            lines += ["Small patient:", "```", s.plan, "```"]
-        lines.append("")
+    for page in PAGES:
+        for b, s in pairs(queries, page):
+            if b is None or b.ms is None or not (everything or grows(b, s)):
+                continue
+            title = f"### {PAGES[page]}: {short_sql(b.sql)[:80]}"
+            lines += [title + (" (grows with history)" if grows(b, s) else ""), ""]
+            lines += ["```sql", " ".join(b.sql.split()), "```", "", f"parameters (big): `{b.params}`", ""]
+            lines += ["Big patient:", "", "```", b.plan, "```", ""]
+            if s is not None:
+                lines += ["Small patient:", "", "```", s.plan, "```", ""]
     return lines
 
 
@@ -699,6 +780,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="wrk rounds (default 3)")
     parser.add_argument("--seconds", type=int, help="seconds per wrk run (default 10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32, as bench/run.py)")
+    parser.add_argument(
+        "--others", type=int, default=1000, help="other patients in the table, ~108 items each (default 1000)"
+    )
     parser.add_argument("--skip-pages", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--explain", action="store_true", help="print every SELECT's plan, not only growing ones")
@@ -714,7 +798,7 @@ def main() -> None:
         lines = header()
         plans: list[str] = []
         if not args.skip_pages:
-            page_lines, plans = page_cost(seconds, rounds, args.connections, args.explain)
+            page_lines, plans = page_cost(seconds, rounds, args.connections, args.others, args.explain)
             lines += page_lines
         if not args.skip_import:
             lines += import_throughput()

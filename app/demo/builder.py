@@ -21,6 +21,7 @@ from app.auth.services import create_local_user, hash_password
 from app.db import db
 from app.people.models import CareUnit, Organisation, OrganisationKind, Person
 from app.people.nin import make_nin
+from app.record.models import ReleasePolicy, ReleaseRule
 
 DEMO_PASSWORD = "varde-demo"  # noqa: S105 - public on purpose: printed by make run, demo mode only
 
@@ -260,6 +261,68 @@ class Builder:
         )
         self.staff("merkantil.strand", "Tove Strand", Role.CLERK, units["St. Olavs hospital"])
         self.staff("admin", "Varde-administrator", Role.ADMINISTRATOR, [])
+        db.session.flush()
+        self.records(kari=kari, ingrid=ingrid, per=per, nora=nora)
+
+    def records(self, *, kari: Person, ingrid: Person, per: Person, nora: Person) -> None:
+        """Health records sent through the real FHIR ingest, from a hospital, a GP office and a
+        health station, with the region's release rules."""
+        from app.demo.fhir_bundles import history_bundle
+        from app.fhir.clients import create_client
+        from app.fhir.ingest import import_bundle
+
+        def org(name: str) -> Organisation:
+            return db.session.scalar(select(Organisation).where(Organisation.name == name))
+
+        st_olav, lade, station = org("St. Olavs hospital"), org("Lade legesenter"), org("Lademoen helsestasjon")
+        db.session.add_all(
+            [
+                ReleaseRule(
+                    category="pathology",
+                    policy=ReleasePolicy.HELD,
+                    hold_days=14,
+                    description="Patologisvar: legen får 14 dager til å snakke med pasienten først",
+                ),
+                ReleaseRule(
+                    category="imaging",
+                    policy=ReleasePolicy.HELD,
+                    hold_days=7,
+                    description="Bildesvar holdes i 7 dager",
+                ),
+                ReleaseRule(
+                    code="3016-3",
+                    organisation=st_olav,
+                    policy=ReleasePolicy.CLINICIAN,
+                    description="Stoffskifteprøver ved St. Olavs: frigis av behandler",
+                ),
+            ]
+        )
+        clients = {
+            "stolav": create_client(st_olav, "DIPS Arena, St. Olavs hospital", "stolav-dips")[0],
+            "lade": create_client(lade, "Journalsystem, Lade legesenter", "lade-legesenter")[0],
+            "station": create_client(station, "Journalsystem, Lademoen helsestasjon", "lademoen-hs")[0],
+        }
+        db.session.commit()
+        plan = [
+            (kari, "stolav", 60, 8, 3, "Hjertemedisinsk poliklinikk", "Dr. Marte Lund"),
+            (kari, "lade", 40, 6, 5, "Fastlegene", "Dr. Siri Aune"),
+            (per, "stolav", 600, 80, 10, "Kreftklinikken", "Dr. Marte Lund"),
+            (per, "lade", 80, 10, 6, "Fastlegene", "Dr. Siri Aune"),
+            (ingrid, "station", 4, 2, 2, "Helsesykepleierne", "Helsesykepleier Eva Moen"),
+            (nora, "lade", 12, 2, 1, "Fastlegene", "Dr. Siri Aune"),
+        ]
+        for n, (person, source, results, notes, years, unit, doctor) in enumerate(plan):
+            bundle = history_bundle(
+                person,
+                prefix=f"demo-{source}",
+                results=results,
+                notes=notes,
+                years=years,
+                unit=unit,
+                doctor=doctor,
+                seed=n + 1,
+            )
+            import_bundle(bundle, clients[source])
 
 
 def demo_logins() -> list[DemoLogin]:

@@ -272,6 +272,7 @@ def _store(
                 result.stale += 1
                 continue
             state, due, released_at = old.release_state, old.release_due_at, old.released_at
+            announced = old.announced
             if m.withdrawn:
                 state, due = ReleaseState.ENTERED_IN_ERROR, None
             elif old.release_state not in (ReleaseState.RELEASED, ReleaseState.HELD):
@@ -279,6 +280,7 @@ def _store(
                 if state is ReleaseState.RELEASED:
                     to_emit.append((key, person_id, m.kind))
                     result.released += 1
+                    announced = True
             changed_rows.append(
                 {
                     "id": old.id,
@@ -292,6 +294,7 @@ def _store(
                     "release_state": state,
                     "release_due_at": due,
                     "released_at": released_at,
+                    "announced": announced,
                     "updated_at": now,
                 }
             )
@@ -300,9 +303,10 @@ def _store(
             continue
         state, due, released_at = initial_state(policy, hold_days, final=m.final, withdrawn=m.withdrawn, now=now)
         result.released += state is ReleaseState.RELEASED
-        if state is ReleaseState.RELEASED and (
+        announced = state is ReleaseState.RELEASED and (
             m.columns.get("effective_at") is None or m.columns["effective_at"] >= event_horizon
-        ):
+        )
+        if announced:
             to_emit.append((key, person_id, m.kind))
         new_rows.append(
             {
@@ -321,6 +325,7 @@ def _store(
                 "release_state": state,
                 "release_due_at": due,
                 "released_at": released_at,
+                "announced": announced,
                 "hidden_from_guardians": False,
                 "created_at": now,
                 "updated_at": now,
@@ -378,6 +383,7 @@ def _existing(source_system: str, keys: list[tuple[str, str]]) -> dict[tuple[str
                 RecordItem.release_state,
                 RecordItem.release_due_at,
                 RecordItem.released_at,
+                RecordItem.announced,
             ).where(
                 RecordItem.source_system == source_system,
                 tuple_(RecordItem.source_type, RecordItem.source_id).in_(chunk),

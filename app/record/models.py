@@ -102,6 +102,9 @@ class RecordItem(db.Model):
     hidden_from_guardians: Mapped[bool] = mapped_column(default=False)
     guardian_hidden_reason: Mapped[str | None] = mapped_column(Text)
 
+    # Its release was news (an event was written): shown under "new" on the overview. Old history
+    # arriving in bulk is released quietly and is not news.
+    announced: Mapped[bool] = mapped_column(default=False)
     # When the patient first opened it (unread marking on the overview and lists).
     read_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=now_default)

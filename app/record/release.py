@@ -124,6 +124,7 @@ def release(item: RecordItem, *, by_user_id: int | None, comment: str | None = N
             released_by_id=by_user_id,
             release_comment=comment or None,
             release_due_at=None,
+            announced=True,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
@@ -156,7 +157,13 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
             result = db.session.execute(
                 update(RecordItem)
                 .where(RecordItem.id == item_id, RecordItem.release_state == ReleaseState.HELD)
-                .values(release_state=ReleaseState.RELEASED, released_at=now, release_due_at=None, updated_at=now)
+                .values(
+                    release_state=ReleaseState.RELEASED,
+                    released_at=now,
+                    release_due_at=None,
+                    announced=True,
+                    updated_at=now,
+                )
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 1:

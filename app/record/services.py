@@ -80,14 +80,15 @@ def _base(decision: Decision, patient: Person, *kinds: ItemKind):  # type: ignor
 
 
 def whats_new(decision: Decision, patient: Person, limit: int = 8) -> tuple[list[RecordItem], int]:
-    """The latest released results, reports, notes and documents, and how many are unread."""
+    """The latest news: results, reports, notes and documents whose release was announced (not old
+    history that arrived in bulk), newest release first, and how many of them are unread."""
     kinds = (ItemKind.RESULT, ItemKind.REPORT, ItemKind.NOTE, ItemKind.DOCUMENT)
     items = list(
         db.session.scalars(
             select(RecordItem)
-            .where(RecordItem.person_id == patient.id, decision.items, RecordItem.released_at.is_not(None))
+            .where(RecordItem.person_id == patient.id, decision.items, RecordItem.announced.is_(True))
             .where(RecordItem.kind.in_(kinds), RecordItem.report_id.is_(None))
-            .order_by(RecordItem.released_at.desc(), RecordItem.id.desc())
+            .order_by(RecordItem.released_at.desc(), RecordItem.effective_at.desc(), RecordItem.id.desc())
             .limit(limit)
         )
     )

@@ -101,6 +101,7 @@ def sign_visit_summary(*, author: User, patient: Person, unit: CareUnit, title: 
         release_state=ReleaseState.RELEASED,
         released_at=now,
         released_by_id=author.id,
+        announced=True,
     )
     item.content = RecordContent(text=text, content_type="text/plain")
     db.session.add(item)

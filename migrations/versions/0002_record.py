@@ -2,7 +2,7 @@
 
 Revision ID: 0002_record
 Revises: 0001_foundation
-Create Date: 2026-11-26 09:56:11.988020
+Create Date: 2026-11-26 10:02:42.875492
 
 """
 from alembic import op
@@ -111,6 +111,7 @@ def upgrade():
     sa.Column('withheld_by_id', sa.Integer(), nullable=True),
     sa.Column('hidden_from_guardians', sa.Boolean(), nullable=False),
     sa.Column('guardian_hidden_reason', sa.Text(), nullable=True),
+    sa.Column('announced', sa.Boolean(), nullable=False),
     sa.Column('read_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
