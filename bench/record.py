@@ -329,8 +329,10 @@ def build_patients(big_results: int, big_notes: int, others: int) -> list[Patien
     log(
         f"  {others} other patients with {copied:,} items copied from the small one in {time.perf_counter() - started:.1f} s"
     )
-    db.session.execute(db.text("ANALYZE"))  # what autovacuum does soon after a bulk import
     db.session.commit()
+    # What autovacuum does soon after a bulk import; done now so that it does not run during a round.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(db.text("VACUUM ANALYZE"))
     big = patients[0].items
     if big.get("result", 0) < big_results or big.get("note", 0) < big_notes:
         raise RuntimeError(f"the big patient has too little history: {big}")
@@ -372,6 +374,8 @@ def page_cost(seconds: int, rounds: int, connections: int, others: int, explain:
         with app_on(url) as app:
             patients = build_patients(2000, 300, others)
             profile = query_profile(app, patients)
+            log("page cost: timing requests in-process")
+            timings = in_process(app, patients, 50 if seconds < 10 else 200)
         env = {**os.environ, "DATABASE_URL": url, "VARDE_DEMO": "1", "FLASK_APP": "wsgi"}
         servers["hello"] = Gunicorn("bench.hello:app", env)
         servers["varde"] = Gunicorn("wsgi:app", env)
@@ -396,7 +400,7 @@ def page_cost(seconds: int, rounds: int, connections: int, others: int, explain:
         for server in servers.values():
             server.stop()
         drop_schema(schema)
-    report = page_report(rows, patients, rounds, seconds, connections, others, profile)
+    report = page_report(rows, patients, rounds, seconds, connections, others, timings, profile)
     return report, profile_plans(profile, explain)
 
 
@@ -407,6 +411,7 @@ def page_report(
     seconds: int,
     connections: int,
     others: int,
+    timings: dict[tuple[str, str], list[float]],
     profile: list[Query],
 ) -> list[str]:
     def runs(name: str) -> list[Run]:
@@ -445,8 +450,48 @@ def page_report(
                 f"| {PAGES[page]} | {label} | {med(r.rps for r in rs):,.0f} | {med(r.p50 for r in rs):.1f} "
                 f"| {med(r.p99 for r in rs):.1f} | {cells} |"
             )
+    n = len(next(iter(timings.values())))
+    lines += [
+        "",
+        f"The same pages in-process (Flask test client, one request at a time, {n} per page and patient, "
+        "big and small alternating): the app's own time per request, without wrk, gunicorn or the network.",
+        "",
+        "| page | patient | median ms | p99 ms | median big/small | p99 big/small |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for page in PAGES:
+        b, s = timings[(page, "big")], timings[(page, "small")]
+        for label, ts in (("big", b), ("small", s)):
+            ratios = f"{med(b) / med(s):.2f} | {pct(b, 99) / pct(s, 99):.2f}" if label == "big" else " | "
+            lines.append(f"| {PAGES[page]} | {label} | {med(ts):.1f} | {pct(ts, 99):.1f} | {ratios} |")
     lines += ["", *profile_table(profile), ""]
     return lines
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def in_process(app: Any, patients: list[Patient], n: int) -> dict[tuple[str, str], list[float]]:
+    """Milliseconds per request through the test client, big and small patient alternating."""
+    timings: dict[tuple[str, str], list[float]] = {}
+    for page, path in PAGES.items():
+        clients = []
+        for p in patients:
+            client = app.test_client()
+            client.set_cookie(COOKIE, p.cookie, secure=True, httponly=True, samesite="Lax")
+            for _ in range(5):  # warm
+                contextvars.Context().run(client.get, path)
+            clients.append((p, client))
+        for i in range(n):
+            for p, client in clients if i % 2 == 0 else reversed(clients):
+                started = time.perf_counter()
+                response = contextvars.Context().run(client.get, path)
+                timings.setdefault((page, p.label), []).append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{path} for the {p.label} patient: HTTP {response.status_code}")
+    return timings
 
 
 def describe(items: dict[str, int]) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.access.services import audit
@@ -190,6 +191,12 @@ def import_bundle(raw: bytes | str | dict[str, Any], client: FhirClient) -> Impo
         )
         db.session.execute(update(FhirClient).where(FhirClient.id == client.id).values(last_used_at=clock.utcnow()))
         db.session.commit()
+    except IntegrityError:
+        # Another bundle from the same source stored one of these resources a moment ago.
+        db.session.rollback()
+        raise BundleRefused(
+            409, [Issue("error", "conflict", "En annen bundel endret de samme ressursene samtidig. Send på nytt.")]
+        ) from None
     except BaseException:
         db.session.rollback()
         raise
