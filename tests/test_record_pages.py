@@ -34,8 +34,9 @@ def test_the_overview_lists_news_not_years_of_history(client, login_as, kari, so
     factories.record(kari.person, source, results=80, notes=10, years=8)
     login_as(kari)
     html = _html(client, "/")
-    from app import clock
     from datetime import timedelta
+
+    from app import clock
 
     horizon = clock.utcnow() - timedelta(days=31)
     shown = {int(i) for i in re.findall(r'href="/journal/\w+/(\d+)"', html)}
@@ -78,7 +79,9 @@ def test_older_results_come_a_page_at_a_time_and_none_is_lost(client, login_as, 
             break
         path = more.group(1).replace("&amp;", "&")
     visible = db.session.scalars(
-        select(RecordItem.id).where(RecordItem.person_id == kari.person.id, RecordItem.kind.in_([ItemKind.RESULT, ItemKind.REPORT]))
+        select(RecordItem.id).where(
+            RecordItem.person_id == kari.person.id, RecordItem.kind.in_([ItemKind.RESULT, ItemKind.REPORT])
+        )
     ).all()
     assert sorted(set(seen)) == sorted(visible)
     assert len(seen) == len(set(seen))
@@ -87,13 +90,18 @@ def test_older_results_come_a_page_at_a_time_and_none_is_lost(client, login_as, 
 def test_a_result_page_explains_the_value_and_shows_its_trend_as_a_chart_and_a_table(client, login_as, kari, source):
     factories.record(kari.person, source, results=300, notes=0, years=5)
     item = db.session.scalar(
-        select(RecordItem).where(RecordItem.kind == ItemKind.RESULT, RecordItem.code == "2823-3").order_by(RecordItem.effective_at.desc()).limit(1)
+        select(RecordItem)
+        .where(RecordItem.kind == ItemKind.RESULT, RecordItem.code == "2823-3")
+        .order_by(RecordItem.effective_at.desc())
+        .limit(1)
     )
     login_as(kari)
     html = _html(client, item_url(item.id, ItemKind.RESULT))
     assert "mmol/L" in html and "Referanseområde:" in html and "3.5–4.4 mmol/L" in html
     assert 'class="range-bar"' in html and 'role="img"' in html
-    assert any(w in html for w in ("Innenfor referanseområdet", "Høyere enn referanseområdet", "Lavere enn referanseområdet"))
+    assert any(
+        w in html for w in ("Innenfor referanseområdet", "Høyere enn referanseområdet", "Lavere enn referanseområdet")
+    )
     assert 'class="trend"' in html and "Vis tallene som tabell" in html
     assert html.count("<tr") > 3 and 'aria-current="true"' in html
     assert "style=" not in html  # the strict CSP forbids inline styles
@@ -119,7 +127,11 @@ def test_the_export_is_a_valid_fhir_bundle_of_everything_the_patient_may_see(cli
     assert visible <= ids and hidden.source_id not in ids
     patient = bundle["entry"][0]["resource"]
     assert patient["identifier"][0]["value"] == kari.person.national_id
-    assert all(e["resource"].get("subject", {"reference": bundle["entry"][0]["fullUrl"]})["reference"] == bundle["entry"][0]["fullUrl"] for e in bundle["entry"][1:])
+    assert all(
+        e["resource"].get("subject", {"reference": bundle["entry"][0]["fullUrl"]})["reference"]
+        == bundle["entry"][0]["fullUrl"]
+        for e in bundle["entry"][1:]
+    )
 
 
 def test_the_printable_record_has_every_note_in_full(client, login_as, kari, source):
