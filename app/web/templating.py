@@ -103,6 +103,7 @@ def init_app(app: Flask) -> None:
         lambda s: _translations().ugettext(s),
         lambda s, p, n: _translations().ungettext(s, p, n),
         newstyle=True,
+        pgettext=lambda c, s: _translations().upgettext(c, s),
     )
     app.jinja_env.globals.update(
         format_date=format_date,
