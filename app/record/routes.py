@@ -88,7 +88,7 @@ def result(item_id: int) -> Response:
         chart=present.trend_chart([(p.effective_at, p.data["value"]) for p in points], item.data.get("range"))
         if points
         else None,
-        report=_parent_report(decision, patient, item),
+        report=services.parent_report(decision, patient, item),
     )
 
 
@@ -96,19 +96,6 @@ def _load(viewer: User, patient, item_id: int, *kinds: ItemKind):  # type: ignor
     item, decision = policy.load_item(viewer, patient, item_id, tuple(k.value for k in kinds))
     services.mark_read(decision, item)
     return item, decision
-
-
-def _parent_report(decision, patient, item):  # type: ignore[no-untyped-def]
-    if not item.report_id:
-        return None
-    from app.record.models import RecordItem
-
-    report = db.session.get(RecordItem, item.report_id)
-    if report is None or report.person_id != patient.id:
-        return None
-    return (
-        report if db.session.scalar(select(RecordItem.id).where(RecordItem.id == report.id, decision.items)) else None
-    )
 
 
 @bp.route("/rapporter/<int:item_id>")

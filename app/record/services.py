@@ -154,6 +154,15 @@ def trend(decision: Decision, patient: Person, item: RecordItem, limit: int = 60
     return list(reversed(rows)) if len(rows) > 1 else []
 
 
+def parent_report(decision: Decision, patient: Person, item: RecordItem) -> RecordItem | None:
+    """The report a result was reported in, when the viewer may see it too."""
+    if not item.report_id:
+        return None
+    return db.session.scalar(
+        select(RecordItem).where(RecordItem.id == item.report_id, RecordItem.person_id == patient.id, decision.items)
+    )
+
+
 def report_members(decision: Decision, patient: Person, report: RecordItem) -> list[RecordItem]:
     return list(
         db.session.scalars(
