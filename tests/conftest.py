@@ -188,3 +188,24 @@ def csrf_from(client: FlaskClient, path: str = "/logg-inn") -> str:
 @pytest.fixture
 def csrf(client: FlaskClient):
     return lambda path="/logg-inn": csrf_from(client, path)
+
+
+# --- the record: a hospital and its source system -------------------------------------------------
+
+
+@pytest.fixture
+def org(app):
+    """St. Olavs hospital, with one care unit."""
+    return factories.hospital()
+
+
+@pytest.fixture
+def source(org):
+    """The hospital's source system (FHIR client)."""
+    return factories.fhir_client(org)[0]
+
+
+@pytest.fixture
+def source_token(org):
+    """A source system and its bearer token: (client, token)."""
+    return factories.fhir_client(org, "stolav-token")

@@ -22,16 +22,6 @@ FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "fhir" 
 SYNTHEA = "https://github.com/synthetichealth/synthea"
 
 
-@pytest.fixture
-def org(app):
-    return factories.hospital()
-
-
-@pytest.fixture
-def source(org):
-    return factories.fhir_client(org)
-
-
 def _count(**where) -> int:
     q = select(func.count()).select_from(RecordItem)
     for key, value in where.items():
@@ -44,8 +34,8 @@ def _post(client, token, body, content_type="application/fhir+json"):
     return client.post("/fhir", data=data, headers={"Authorization": f"Bearer {token}", "Content-Type": content_type})
 
 
-def test_a_generated_bundle_posted_by_a_source_lands_in_the_patients_record(client, kari, source):
-    _source, token = source
+def test_a_generated_bundle_posted_by_a_source_lands_in_the_patients_record(client, kari, source_token):
+    _source, token = source_token
     bundle = history_bundle(kari.person, prefix="x", results=20, notes=4, years=2, seed=3)
     response = _post(client, token, bundle)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -66,8 +56,8 @@ def test_a_generated_bundle_posted_by_a_source_lands_in_the_patients_record(clie
     assert db.session.scalar(select(func.count()).where(RecordItem.encounter_id.is_not(None))) > 0
 
 
-def test_importing_the_same_bundle_twice_changes_nothing(kari, source):
-    src, _token = source
+def test_importing_the_same_bundle_twice_changes_nothing(kari, source_token):
+    src, _token = source_token
     bundle = history_bundle(kari.person, prefix="x", results=10, notes=2, years=1, seed=4)
     first = import_bundle(copy.deepcopy(bundle), src)
     before = db.session.execute(select(RecordItem.id, RecordItem.updated_at, RecordItem.content_hash)).all()
@@ -79,8 +69,8 @@ def test_importing_the_same_bundle_twice_changes_nothing(kari, source):
     assert db.session.scalar(select(func.count()).select_from(Event)) == events
 
 
-def test_a_newer_version_updates_in_place_and_an_older_one_is_ignored(kari, source):
-    src, _token = source
+def test_a_newer_version_updates_in_place_and_an_older_one_is_ignored(kari, source_token):
+    src, _token = source_token
     maker = BundleMaker(kari.person, prefix="v", seed=1)
     from datetime import UTC, datetime
 
@@ -108,8 +98,8 @@ def test_a_newer_version_updates_in_place_and_an_older_one_is_ignored(kari, sour
     assert db.session.get(RecordItem, item_id).data["value"] == 9.5
 
 
-def test_one_invalid_resource_refuses_the_whole_bundle_and_names_it(client, kari, source):
-    _src, token = source
+def test_one_invalid_resource_refuses_the_whole_bundle_and_names_it(client, kari, source_token):
+    _src, token = source_token
     bundle = history_bundle(kari.person, prefix="bad", results=10, notes=2, years=1, seed=5)
     victim = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
     victim["valueQuantity"]["value"] = "seven"
@@ -134,8 +124,8 @@ def test_one_invalid_resource_refuses_the_whole_bundle_and_names_it(client, kari
         (lambda b: b["entry"][1]["request"].__setitem__("method", "DELETE"), 422, "DELETE"),
     ],
 )
-def test_bad_bundles_get_a_clear_4xx_and_store_nothing(client, kari, source, mutate, status, word):
-    _src, token = source
+def test_bad_bundles_get_a_clear_4xx_and_store_nothing(client, kari, source_token, mutate, status, word):
+    _src, token = source_token
     bundle = history_bundle(kari.person, prefix="m", results=5, notes=1, years=1, seed=6)
     bundle["entry"].insert(
         1,
@@ -150,15 +140,15 @@ def test_bad_bundles_get_a_clear_4xx_and_store_nothing(client, kari, source, mut
     assert _count() == 0
 
 
-def test_malformed_json_is_refused(client, source):
-    _src, token = source
+def test_malformed_json_is_refused(client, source_token):
+    _src, token = source_token
     response = _post(client, token, b'{"resourceType": "Bundle", "entry": [')
     assert response.status_code == 400
     assert "Ugyldig JSON" in response.get_json()["issue"][0]["diagnostics"]
 
 
-def test_an_unknown_patient_refuses_the_bundle(client, source):
-    _src, token = source
+def test_an_unknown_patient_refuses_the_bundle(client, source_token):
+    _src, token = source_token
     stranger = factories.PersonFactory.build(national_id=factories.nin_for(factories.birth_for_age(50)))
     stranger.id = 999999
     bundle = history_bundle(stranger, prefix="u", results=3, notes=1, years=1)
@@ -168,8 +158,8 @@ def test_an_unknown_patient_refuses_the_bundle(client, source):
     assert _count() == 0
 
 
-def test_an_oversized_bundle_is_refused(app, client, kari, source):
-    _src, token = source
+def test_an_oversized_bundle_is_refused(app, client, kari, source_token):
+    _src, token = source_token
     bundle = history_bundle(kari.person, prefix="big", results=10, notes=1, years=1)
     app.config["FHIR_MAX_ENTRIES"] = 5
     try:
@@ -184,17 +174,17 @@ def test_an_oversized_bundle_is_refused(app, client, kari, source):
     assert _count() == 0
 
 
-def test_without_a_valid_token_nothing_is_read(client, kari, source):
+def test_without_a_valid_token_nothing_is_read(client, kari, source_token):
     bundle = history_bundle(kari.person, prefix="t", results=3, notes=1, years=1)
     assert _post(client, "wrong", bundle).status_code == 401
     assert client.post("/fhir", json=bundle).status_code == 401
     assert _count() == 0
 
 
-def test_each_item_belongs_to_the_tokens_organisation_and_knows_its_level_of_care(kari, source, org):
+def test_each_item_belongs_to_the_tokens_organisation_and_knows_its_level_of_care(kari, source_token, org):
     municipality = factories.hospital("Trondheim kommune", factories.OrganisationKind.GP_OFFICE)
     gp_source, _ = factories.fhir_client(municipality, "lade-legesenter")
-    factories.record(kari.person, source[0], prefix="h")
+    factories.record(kari.person, source_token[0], prefix="h")
     factories.record(kari.person, gp_source, prefix="g")
     by_org = dict(
         db.session.execute(select(RecordItem.organisation_id, func.count()).group_by(RecordItem.organisation_id)).all()
@@ -205,8 +195,8 @@ def test_each_item_belongs_to_the_tokens_organisation_and_knows_its_level_of_car
     assert hospital_item.is_specialist and not gp_item.is_specialist
 
 
-def test_a_patient_is_matched_by_d_number_or_by_the_sources_own_identifier(kari, source):
-    src, _ = source
+def test_a_patient_is_matched_by_d_number_or_by_the_sources_own_identifier(kari, source_token):
+    src, _ = source_token
     # The source's own id, remembered from the first bundle, is enough for the next.
     factories.record(kari.person, src, prefix="first", results=3, notes=0)
     maker = BundleMaker(kari.person, prefix="second", seed=2)
@@ -220,8 +210,8 @@ def test_a_patient_is_matched_by_d_number_or_by_the_sources_own_identifier(kari,
     assert _count() == before + 1
 
 
-def test_the_cli_imports_a_folder_each_file_all_or_nothing(app, tmp_path, kari, source):
-    src, _ = source
+def test_the_cli_imports_a_folder_each_file_all_or_nothing(app, tmp_path, kari, source_token):
+    src, _ = source_token
     good = history_bundle(kari.person, prefix="good", results=5, notes=1, years=1)
     bad = history_bundle(kari.person, prefix="bad", results=5, notes=1, years=1)
     bad["entry"][1]["resource"]["status"] = "nope"
@@ -246,10 +236,10 @@ def _link_fixture_patient(bundle_path: Path, person) -> dict:
 
 @pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures/fhir/inferno-uscore is not here")
 @pytest.mark.parametrize("name", ["uscore_bundle_patient_85.json", "uscore_bundle_patient_355.json"])
-def test_every_inferno_bundle_imports_and_shows_up_in_the_patients_record(client, login_as, per, source, name):
+def test_every_inferno_bundle_imports_and_shows_up_in_the_patients_record(client, login_as, per, source_token, name):
     """Every Observation, DiagnosticReport, DocumentReference (text and PDF), MedicationRequest,
     Immunization and Encounter appears in the record (withdrawn ones, entered-in-error, do not)."""
-    _src, token = source
+    _src, token = source_token
     bundle = _link_fixture_patient(FIXTURES / name, per.person)
     response = _post(client, token, (FIXTURES / name).read_bytes())
     assert response.status_code == 200, response.get_data(as_text=True)

@@ -27,16 +27,6 @@ LIST_PAGES = [
 
 
 @pytest.fixture
-def org(app):
-    return factories.hospital()
-
-
-@pytest.fixture
-def source(org):
-    return factories.fhir_client(org)[0]
-
-
-@pytest.fixture
 def records(kari, per, source):
     factories.record(kari.person, source, prefix="k")
     factories.record(per.person, source, prefix="p")

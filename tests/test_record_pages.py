@@ -5,23 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from sqlalchemy import select
 
 from app.db import db
 from app.record.models import ItemKind, RecordItem
 from app.record.release import item_url
 from tests import factories
-
-
-@pytest.fixture
-def org(app):
-    return factories.hospital()
-
-
-@pytest.fixture
-def source(org):
-    return factories.fhir_client(org)[0]
 
 
 def _html(client, path: str) -> str:

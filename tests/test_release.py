@@ -17,16 +17,6 @@ from tests import factories
 from tests.conftest import csrf_from
 
 
-@pytest.fixture
-def org(app):
-    return factories.hospital()
-
-
-@pytest.fixture
-def source(org):
-    return factories.fhir_client(org)[0]
-
-
 def _rule(**kw) -> ReleaseRule:
     rule = ReleaseRule(**kw)
     db.session.add(rule)

@@ -180,6 +180,22 @@ def decode_attachment(att: dict[str, Any]) -> tuple[str | None, bytes | None]:
         return content_type, None
 
 
+def split_attachments(attachments: list[dict[str, Any]]) -> tuple[list[str], bytes | None, str | None]:
+    """(texts, first binary, its content type) of inline attachments; URL-only ones are skipped."""
+    texts: list[str] = []
+    binary: bytes | None = None
+    content_type: str | None = None
+    for att in attachments:
+        ctype, raw = decode_attachment(att)
+        if raw is None:
+            continue
+        if ctype and ctype.startswith("text/"):
+            texts.append(raw.decode("utf-8", errors="replace"))
+        elif binary is None:
+            binary, content_type = raw, ctype
+    return texts, binary, content_type
+
+
 @dataclass
 class Mapped:
     """One resource as Varde keeps it: the item's columns, its content and its references."""
@@ -228,6 +244,10 @@ class Resolver:
         if target["resourceType"] == "PractitionerRole":
             return self.display(target.get("practitioner"))
         return target.get("name") or concept_text(target.get("code"))
+
+
+def first_display(res: Resolver, refs: list[dict[str, Any]] | None) -> str | None:
+    return next((d for d in (res.display(ref) for ref in refs or []) if d), None)
 
 
 def _ref(ref: dict[str, Any] | None) -> str | None:
@@ -306,7 +326,7 @@ def _observation(r: dict[str, Any], res: Resolver) -> Mapped:
         or r.get("effectiveInstant")
         or r.get("issued")
     )
-    performer = next((res.display(p) for p in r.get("performer") or [] if res.display(p)), None)
+    performer = first_display(res, r.get("performer"))
     return Mapped(
         kind=ItemKind.RESULT,
         source_type="Observation",
@@ -330,18 +350,8 @@ def _observation(r: dict[str, Any], res: Resolver) -> Mapped:
 
 def _report(r: dict[str, Any], res: Resolver) -> Mapped:
     system, code = first_coding(r.get("code"))
-    text_parts: list[str] = []
-    binary = None
-    content_type = None
-    for form in r.get("presentedForm") or []:
-        ctype, raw = decode_attachment(form)
-        if raw is None:
-            continue
-        if ctype and ctype.startswith("text/"):
-            text_parts.append(raw.decode("utf-8", errors="replace"))
-        elif binary is None:
-            binary, content_type = raw, ctype
-    performer = next((res.display(p) for p in r.get("performer") or [] if res.display(p)), None)
+    text_parts, binary, content_type = split_attachments(r.get("presentedForm") or [])
+    performer = first_display(res, r.get("performer"))
     return Mapped(
         kind=ItemKind.REPORT,
         source_type="DiagnosticReport",
@@ -371,21 +381,13 @@ def _report(r: dict[str, Any], res: Resolver) -> Mapped:
 
 def _document_reference(r: dict[str, Any], res: Resolver) -> Mapped:
     system, code = first_coding(r.get("type"))
-    text_parts: list[str] = []
-    binary = None
-    content_type = None
-    for content in r.get("content") or []:
-        ctype, raw = decode_attachment(content.get("attachment") or {})
-        if raw is None:
-            continue
-        if ctype and ctype.startswith("text/"):
-            text_parts.append(raw.decode("utf-8", errors="replace"))
-        elif binary is None:
-            binary, content_type = raw, ctype
+    text_parts, binary, content_type = split_attachments(
+        [content.get("attachment") or {} for content in r.get("content") or []]
+    )
     is_note = bool(text_parts) and binary is None
     context = r.get("context") or {}
     encounters = context.get("encounter") or []
-    author = next((res.display(a) for a in r.get("author") or [] if res.display(a)), None)
+    author = first_display(res, r.get("author"))
     title = concept_text(r.get("type")) or r.get("description") or ("Notat" if is_note else "Dokument")
     return Mapped(
         kind=ItemKind.NOTE if is_note else ItemKind.DOCUMENT,
