@@ -6,6 +6,8 @@
 2. Throughput: the overview page (logged in, SQLite and PostgreSQL) and a hello-world Flask route,
    each under gunicorn with 2 sync workers, `wrk -t2 -c32 -d10s`, alternating, two rounds.
    Goal: at least 0.25 of the hello-world rate.
+3. The health-record benchmarks of bench/record.py (page cost against history, FHIR import
+   throughput), run in a process of their own; they also append to bench/results/record.md.
 
     make bench        (or: .venv/bin/python bench/run.py [--quick])
 """
@@ -223,6 +225,13 @@ def first_load_weight() -> list[tuple[str, int, int]]:
     return sent
 
 
+def record_benchmarks(quick: bool) -> list[str]:
+    """bench/record.py (the health-record issue) in a process of its own; its report one heading level down."""
+    cmd = [sys.executable, str(ROOT / "bench" / "record.py"), "--no-plans", *(["--quick"] if quick else [])]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, timeout=1800).stdout
+    return ["#" + line if line.startswith("#") else line for line in out.strip().splitlines()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3-second runs, one round")
@@ -250,6 +259,7 @@ def main() -> None:
         for i, (name, rps, p99) in enumerate(rows):
             baseline = hello[i // per_round]
             lines.append(f"| {name} | {rps:,.0f} | {p99:.1f} | {rps / baseline:.2f} |")
+    lines += ["", *record_benchmarks(args.quick)]
     report = "\n".join(lines)
     print(report)
     out = ROOT / "bench" / "results"

@@ -8,13 +8,14 @@ session and its cookie, as a finished login leaves it.
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.db import db
 from app.people.models import OrganisationKind
@@ -24,7 +25,7 @@ from tests import factories
 from tests.browser.conftest import CHROMIUM, FLAGS, PHONE
 
 pytestmark = pytest.mark.browser
-SHOTS = Path("/tmp/record-shots")
+SHOTS = Path(tempfile.gettempdir()) / "record-shots"  # /tmp/record-shots: pictures to look at, not kept
 KALIUM = "2823-3"
 
 
@@ -77,9 +78,10 @@ def new_context(playwright_instance, tmp_path: Path, name: str, **options):
     )
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, element=None) -> None:  # type: ignore[no-untyped-def]
+    """What the phone's screen shows (a full-page picture would draw the fixed tab bar mid-page), or one element."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    (element or page).screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def no_sideways_scrolling(page) -> bool:
@@ -100,24 +102,26 @@ def items(person, kind: ItemKind, **where) -> list[RecordItem]:
     q = select(RecordItem).where(RecordItem.person_id == person.id, RecordItem.kind == kind)
     for key, value in where.items():
         q = q.where(getattr(RecordItem, key) == value)
-    return list(db.session.scalars(q.order_by(RecordItem.effective_at.desc(), RecordItem.id.desc())))
+    # The order of the patient's lists (PostgreSQL would put NULL first in a descending order).
+    return list(db.session.scalars(q.order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())))
 
 
 def import_extra(person, client, prefix: str):  # type: ignore[no-untyped-def]
-    """A visit summary and a clinic note of a known kind, so every run has both whatever the seed."""
-    from app.demo.fhir_bundles import BundleMaker
+    """What the tests lean on, whatever the seed: two potassium values (a trend), a blood pressure,
+    a visit summary and a clinic note."""
+    from app.demo.fhir_bundles import PANELS, BundleMaker
     from app.fhir.ingest import import_bundle
 
+    electrolytes = next(p for p in PANELS if KALIUM in p[2])
     maker = BundleMaker(person, prefix=prefix, seed=7)
     when = maker.now - timedelta(days=3)
+    for days in (200, 400):
+        visit = maker.encounter(when - timedelta(days=days), "Kontroll", "Medisinsk poliklinikk", "Dr. Marte Lund")
+        maker.report(electrolytes, when - timedelta(days=days), visit)
+        maker.blood_pressure(when - timedelta(days=days), visit)
     maker.note(when, None, "Dr. Marte Lund", "Medisinsk poliklinikk", kind=1)  # Oppsummering etter besøk
     maker.note(when - timedelta(days=40), None, "Dr. Marte Lund", "Medisinsk poliklinikk", kind=0)
     return import_bundle(maker.bundle(), client)
-
-
-@pytest.fixture
-def hospital(app):
-    return factories.hospital("St. Olavs hospital")
 
 
 @pytest.fixture
@@ -126,14 +130,14 @@ def gp(app):
 
 
 @pytest.fixture
-def record(kari, hospital, gp):
-    """Kari's record: five years from the hospital (old history, quiet) and the last weeks from her GP (news)."""
-    hospital_source = factories.fhir_client(hospital, "stolav-dips")[0]
+def record(kari, org, source, gp):
+    """Kari's record: five years from St. Olavs hospital (``org``; old history, quiet) and the last weeks
+    from her GP office (news)."""
     gp_source = factories.fhir_client(gp, "lade-ehr")[0]
-    factories.record(kari.person, hospital_source, results=100, notes=4, years=5, prefix="h")
-    import_extra(kari.person, hospital_source, "hx")
+    factories.record(kari.person, source, results=100, notes=4, years=5, prefix="h")
+    import_extra(kari.person, source, "hx")
     factories.record(kari.person, gp_source, results=8, notes=2, years=0.05, prefix="gp")
-    return SimpleNamespace(hospital=hospital, gp=gp, hospital_source=hospital_source, gp_source=gp_source)
+    return SimpleNamespace(hospital=org, gp=gp, hospital_source=source, gp_source=gp_source)
 
 
 # --- 1. results ---------------------------------------------------------------------------------------
@@ -177,6 +181,7 @@ def test_kari_finds_filters_and_reads_her_results(page, live_server, kari, recor
     page.get_by_label("Fra", exact=True).select_option(label="Alle steder")
     page.wait_for_url(re.compile(r"org=(&|$)"))
     vitals = items(kari.person, ItemKind.RESULT, category="vital-signs")
+    assert vitals, "the generated record should have blood pressures"
     with page.expect_response(re.compile(r"kind=vital-signs")):
         page.get_by_label("Type").select_option(label="Vitale målinger")
     page.wait_for_url(re.compile(r"kind=vital-signs"))
@@ -193,6 +198,7 @@ def test_kari_finds_filters_and_reads_her_results(page, live_server, kari, recor
     page.wait_for_function("document.querySelectorAll('#results .report-group').length === 0")
     assert page.locator("#results .item-row").count() == len(kalium)
     assert set(titles(page, "#results")) == {"Kalium"}
+    shot(page, "results-search")
 
     # Open the newest potassium value.
     latest = kalium[0]
@@ -224,26 +230,32 @@ def test_kari_finds_filters_and_reads_her_results(page, live_server, kari, recor
     assert table.locator("tbody tr").count() == len(kalium)
     assert table.locator("tbody tr[aria-current='true']").inner_text().endswith(value_text(latest.data))
     assert no_sideways_scrolling(page)
+    page.evaluate("window.scrollTo(0, 0)")
     shot(page, "result")
+    shot(page, "result-trend", page.locator("section:has(svg.trend)"))
     assert axe(page) == []
 
 
 def test_show_older_results_appends_the_next_page(page, live_server, kari, record):
     sign_in(page.context, live_server, kari)
     page.goto(f"{live_server}/journal/prover")
-    rows = page.locator("#results-items > li:not(.more)")
-    first_page = rows.count()
-    assert first_page == 30
-    before = rows.all_inner_texts()
+    rows = "#results-items > li:not(.more)"
+
+    def shown() -> list[str]:
+        return page.eval_on_selector_all(rows, "lis => lis.map((li) => li.querySelector('a').getAttribute('href'))")
+
+    before = shown()
+    assert len(before) == 30
     with page.expect_response(re.compile(r"/journal/prover\?etter=")) as answer:
         page.get_by_role("link", name="Vis eldre prøvesvar").click()
     assert answer.value.request.headers.get("hx-request") == "true"
-    page.wait_for_function(f"document.querySelectorAll('#results-items > li:not(.more)').length > {first_page}")
+    page.wait_for_function(f"document.querySelectorAll('{rows}').length > 30")
     assert page.url == f"{live_server}/journal/prover"  # appended in place, no navigation
-    after = rows.all_inner_texts()
-    assert after[:first_page] == before
-    assert not set(after[first_page:]) & set(before)  # older rows, none repeated
+    after = shown()
+    assert after[:30] == before
+    assert len(set(after)) == len(after)  # older rows, none repeated
     assert page.locator("#more-results").count() <= 1
+    assert page.locator("#results > ul").count() == 1  # one list, not a list in a list
 
 
 # --- 2. notes, visits, medications, immunizations, documents, printable, who has seen -------------------
@@ -264,10 +276,9 @@ def test_notes_and_visit_summaries(page, live_server, kari, record, axe):
     summaries = [n for n in notes if n.is_visit_summary]
     assert summaries
     kinds = page.locator("main .item-row .item-row__kind").all_inner_texts()
-    assert kinds == ["Besøksoppsummering: "] * len(summaries) or [k.strip() for k in kinds] == [
-        "Besøksoppsummering:"
-    ] * len(summaries)
+    assert [k.strip() for k in kinds] == ["Besøksoppsummering:"] * len(summaries)
     assert page.get_by_role("link", name="Besøksoppsummeringer").get_attribute("aria-current") == "page"
+    shot(page, "visit-summaries")
 
     # Open the newest summary: its text, who wrote it and where from.
     newest = summaries[0]
@@ -350,14 +361,10 @@ def test_the_printable_record(page, live_server, kari, record, axe):
     page.emulate_media(media="screen")
 
 
-def test_kari_sees_that_dr_lund_has_read_her_record(
-    page, live_server, kari, dr_lund, record, axe, app, login_as
-):
-    page_before = None
+def test_kari_sees_that_dr_lund_has_read_her_record(page, live_server, kari, dr_lund, record, axe, app, login_as):
     sign_in(page.context, live_server, kari)
     page.goto(f"{live_server}/journal/hvem-har-sett")
-    page_before = page.get_by_role("heading", name="Ingen andre har sett journalen din i Varde")
-    assert page_before.is_visible()
+    assert page.get_by_text("Ingen andre har sett journalen din i Varde").is_visible()
 
     factories.works_at(dr_lund, record.hospital)
     staff = app.test_client()
@@ -378,63 +385,92 @@ def test_kari_sees_that_dr_lund_has_read_her_record(
 # --- 3. staff: release a held result with a comment; Kari reads it -------------------------------------
 
 
-def test_dr_lund_releases_a_held_result_with_a_comment_and_kari_reads_it(
-    page, live_server, kari, dr_lund, hospital, axe, playwright_instance, tmp_path
-):
+@pytest.fixture
+def held(kari, dr_lund, org, source):
+    """Results from the hospital wait for a clinician (the rule exists before the import); Dr. Lund works there."""
     db.session.add(ReleaseRule(kind=ItemKind.RESULT, policy=ReleasePolicy.CLINICIAN))
     db.session.commit()
-    source = factories.fhir_client(hospital)[0]
     factories.record(kari.person, source, results=12, notes=1, years=0.05)
-    factories.works_at(dr_lund, hospital)
-    held = items(kari.person, ItemKind.RESULT, release_state=ReleaseState.HELD)
-    assert held and not items(kari.person, ItemKind.RESULT, release_state=ReleaseState.RELEASED)
-    target = held[0]
-    comment = "Litt lav verdi, men ikke noe å bekymre seg for. Vi tar en ny prøve om tre måneder."
+    factories.works_at(dr_lund, org)
+    waiting = items(kari.person, ItemKind.RESULT, release_state=ReleaseState.HELD)
+    assert waiting and not items(kari.person, ItemKind.RESULT, release_state=ReleaseState.RELEASED)
+    return next(r for r in waiting if r.report_id)  # a lab value in a report (blood pressures stand alone)
 
-    # Dr. Lund on her phone: the patient's page (held first), the item, the release form.
-    sign_in(page.context, live_server, dr_lund)
-    page.goto(f"{live_server}/ansatt/pasient/{kari.person.id}")
-    assert page.get_by_role("heading", level=1).inner_text() == "Kari Nordmann"
-    assert "Venter på frigivelse fra behandler" in page.locator("main .item-row").first.inner_text()
-    shot(page, "staff-patient")
-    assert axe(page) == []
 
-    page.goto(f"{live_server}/ansatt/element/{target.id}")
-    assert page.get_by_role("heading", name="Frigi til pasienten").is_visible()
-    assert page.get_by_role("heading", name="Hold tilbake", exact=True).is_visible()
-    shot(page, "staff-item")
-    assert axe(page) == []
-    page.get_by_label("Kommentar til pasienten (valgfritt)").fill(comment)
-    page.get_by_role("button", name="Frigi", exact=True).click()
-    page.wait_for_url(f"{live_server}/ansatt/element/{target.id}")
-    assert page.get_by_role("status").filter(has_text="Frigitt. Pasienten får beskjed.").is_visible()
-    assert page.get_by_text("Synlig for pasienten").is_visible()
-    assert page.get_by_role("heading", name="Frigi til pasienten").count() == 0
-    assert axe(page) == []
+COMMENT = "Litt lav verdi, men ikke noe å bekymre seg for. Vi tar en ny prøve om tre måneder."
 
-    # Kari on her own phone: the result is news, and the comment is there.
+
+def test_dr_lund_releases_a_held_result_with_a_comment_and_kari_reads_it(
+    page, live_server, kari, dr_lund, held, axe, playwright_instance, tmp_path
+):
+    result_link = f"a[href='/journal/prover/{held.id}']"
+    report_group = f".report-group:has(a[href='/journal/rapporter/{held.report_id}'])"
+
+    # Kari on her phone: the report is there, the held value is not.
     context = new_context(playwright_instance, tmp_path, "kari", device_scale_factor=2, has_touch=True)
     try:
         kari_page = context.pages[0]
         violations = watch_csp(kari_page)
         sign_in(context, live_server, kari)
-        kari_page.goto(f"{live_server}/")
-        news = kari_page.get_by_role("region", name=re.compile("Nytt for deg"))
-        link = news.locator(f"a[href='/journal/prover/{target.id}']")
-        assert link.is_visible()
-        assert link.locator(".unread").is_visible()
-        link.click()
-        kari_page.wait_for_url(f"{live_server}/journal/prover/{target.id}")
+        kari_page.goto(f"{live_server}/journal/prover")
+        assert kari_page.locator(report_group).is_visible()
+        assert kari_page.locator(result_link).count() == 0
+        shot(kari_page, "results-while-held")
+
+        # Dr. Lund on hers: the patient's page (held first), the item, the release form.
+        sign_in(page.context, live_server, dr_lund)
+        page.goto(f"{live_server}/ansatt/pasient/{kari.person.id}")
+        assert page.get_by_role("heading", level=1).inner_text() == "Kari Nordmann"
+        assert "Venter på frigivelse fra behandler" in page.locator("main .item-row").first.inner_text()
+        shot(page, "staff-patient")
+        assert axe(page) == []
+        page.locator(f"a[href='/ansatt/element/{held.id}']").click()
+        page.wait_for_url(f"{live_server}/ansatt/element/{held.id}")
+        assert page.get_by_role("heading", name="Frigi til pasienten").is_visible()
+        assert page.get_by_role("heading", name="Hold tilbake", exact=True).is_visible()
+        shot(page, "staff-item")
+        shot(page, "staff-item-forms", page.locator("main"))
+        assert axe(page) == []
+        page.get_by_label("Kommentar til pasienten (valgfritt)").fill(COMMENT)
+        page.get_by_role("button", name="Frigi", exact=True).click()
+        page.wait_for_url(f"{live_server}/ansatt/element/{held.id}")
+        assert page.get_by_role("status").filter(has_text="Frigitt. Pasienten får beskjed.").is_visible()
+        assert page.get_by_text("Synlig for pasienten").is_visible()
+        assert page.get_by_text(COMMENT).is_visible()
+        assert page.get_by_role("heading", name="Frigi til pasienten").count() == 0
+        shot(page, "staff-item-released")
+        assert axe(page) == []
+
+        # Kari again: the value is in its report now, and opening it shows the comment.
+        kari_page.reload()
+        kari_page.locator(report_group).locator(result_link).click()
+        kari_page.wait_for_url(f"{live_server}/journal/prover/{held.id}")
         section = kari_page.get_by_role("region", name="Kommentar fra behandler")
-        assert section.get_by_text(comment).is_visible()
+        assert section.get_by_text(COMMENT).is_visible()
+        assert kari_page.locator(".result__value").inner_text() == value_text(held.data)
         shot(kari_page, "result-with-comment")
         assert axe(kari_page) == []
-        # Opened: no longer unread on the overview.
-        kari_page.goto(f"{live_server}/")
-        assert kari_page.locator(f"a[href='/journal/prover/{target.id}'] .unread").count() == 0
         assert violations == []
     finally:
         context.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="record.services.whats_new() leaves out results with a report_id, so a result a clinician "
+    "releases later (with a comment) never shows under 'Nytt for deg'; only the push event points to it",
+)
+def test_a_result_released_by_the_clinician_is_news_on_the_overview(page, live_server, kari, dr_lund, held):
+    from app.record.release import release
+
+    assert release(held, by_user_id=dr_lund.id, comment=COMMENT)
+    db.session.commit()
+    sign_in(page.context, live_server, kari)
+    page.goto(f"{live_server}/")
+    news = page.get_by_role("region", name=re.compile("Nytt for deg"))
+    link = news.locator(f"a[href='/journal/prover/{held.id}']")
+    assert link.is_visible()
+    assert link.locator(".unread").is_visible()
 
 
 # --- 4. without JavaScript -------------------------------------------------------------------------------
@@ -444,6 +480,7 @@ def test_the_results_read_without_javascript(playwright_instance, live_server, k
     context = new_context(playwright_instance, tmp_path, "nojs", java_script_enabled=False)
     try:
         page = context.pages[0]
+        violations = watch_csp(page)
         sign_in(context, live_server, kari)
         page.goto(f"{live_server}/journal/prover")
         assert page.get_by_role("heading", level=1).inner_text() == "Prøvesvar"
@@ -457,14 +494,18 @@ def test_the_results_read_without_javascript(playwright_instance, live_server, k
         assert "Lade legesenter" in text and "St. Olavs hospital" not in text
         assert page.get_by_label("Fra", exact=True).input_value() == str(record.gp.id)
 
+        page.get_by_label("Fra", exact=True).select_option(label="Alle steder")
         page.get_by_label("Søk etter prøve").fill("Kalium")
         button.click()
-        page.wait_for_url(re.compile(r"q=Kalium"))
+        page.wait_for_url(re.compile(r"q=Kalium&org=&"))
+        assert set(titles(page, "#results")) == {"Kalium"}
         page.locator("#results .item-row__link").first.click()
         page.wait_for_url(re.compile(r"/journal/prover/\d+$"))
         assert page.get_by_role("heading", level=1).inner_text() == "Kalium"
         assert page.locator(".result__value").is_visible()
         assert page.get_by_role("img", name=re.compile("referanseområdet er")).is_visible()
+        page.get_by_text("Vis tallene som tabell").click()  # <details> opens without JavaScript
+        assert page.get_by_role("table", name="Kalium, alle målinger").is_visible()
 
         # "Vis eldre prøvesvar" is a plain link too.
         page.goto(f"{live_server}/journal/prover")
@@ -472,33 +513,140 @@ def test_the_results_read_without_javascript(playwright_instance, live_server, k
         page.wait_for_url(re.compile(r"/journal/prover\?etter="))
         assert page.get_by_role("heading", level=1).inner_text() == "Prøvesvar"
         assert page.locator("#results-items > li:not(.more)").count() >= 1
+        assert violations == []
     finally:
         context.close()
 
 
 # --- 5. 200 % zoom ------------------------------------------------------------------------------------------
 
+OVERFLOWING = """(scope) => {
+    const width = document.documentElement.clientWidth, out = [];
+    const describe = (el) => el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined
+        ? '.' + String(el.className).trim().split(/\\s+/).join('.') : '');
+    for (const root of document.querySelectorAll(scope)) {
+        const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT | NodeFilter.SHOW_ELEMENT);
+        for (let n = walker.currentNode; n; n = walker.nextNode()) {
+            let rect;
+            if (n.nodeType === Node.TEXT_NODE) {
+                if (!n.textContent.trim()) continue;
+                const range = document.createRange(); range.selectNodeContents(n);
+                rect = [...range.getClientRects()].reduce((a, r) => (r.right > a.right ? r : a), {right: 0});
+            } else rect = n.getBoundingClientRect();
+            if (rect.right > width + 1) {
+                const el = n.nodeType === Node.TEXT_NODE ? n.parentElement : n;
+                const text = (n.textContent || '').trim().slice(0, 40);
+                out.push(`${describe(el)} ends at ${Math.round(rect.right)}px: ${text}`);
+            }
+        }
+    }
+    return [...new Set(out)].slice(0, 8);
+}"""
 
-def test_at_200_percent_zoom_the_result_page_does_not_scroll_sideways(page, live_server, kari, record):
+
+def overflowing(page, scope: str = "body") -> list[str]:
+    """What sticks out to the right of the viewport (elements and text), for assertion messages."""
+    return page.evaluate(OVERFLOWING, scope)
+
+
+def open_result_with_table(page, base: str, item: RecordItem) -> None:
+    page.goto(f"{base}/journal/prover/{item.id}")
+    page.get_by_text("Vis tallene som tabell").click()
+    assert page.get_by_role("table", name=f"{item.title}, alle målinger").is_visible()
+
+
+@pytest.mark.parametrize(("width", "height"), [(320, 568), (640, 360)], ids=["small-phone-at-200", "laptop-at-200"])
+def test_at_200_percent_zoom_the_result_page_does_not_scroll_sideways(page, live_server, kari, record, width, height):
+    """As test_shell does it, in CSS pixels: a 640-pixel-wide small phone or a 1280×720 laptop at 200 % zoom."""
     sign_in(page.context, live_server, kari)
-    kalium = items(kari.person, ItemKind.RESULT, code=KALIUM)
-    # The 390-wide phone at 200 % zoom is a 195 CSS-pixel viewport; a laptop at 200 % is 640×360.
-    for width, height in ((195, 422), (320, 568), (640, 360)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.goto(f"{live_server}/journal/prover/{kalium[0].id}")
-        page.get_by_text("Vis tallene som tabell").click()
-        assert no_sideways_scrolling(page), (width, page.evaluate("document.documentElement.scrollWidth"))
-        if width == 195:
-            shot(page, "result-zoom-200")
-        page.goto(f"{live_server}/journal/prover")
-        assert no_sideways_scrolling(page), ("list", width, page.evaluate("document.documentElement.scrollWidth"))
-        if width == 195:
-            shot(page, "results-zoom-200")
+    page.set_viewport_size({"width": width, "height": height})
+    open_result_with_table(page, live_server, items(kari.person, ItemKind.RESULT, code=KALIUM)[0])
+    assert no_sideways_scrolling(page), overflowing(page)
+    assert page.get_by_role("img", name=re.compile("Utvikling over tid")).bounding_box()["width"] <= width
+    page.goto(f"{live_server}/journal/prover")
+    assert no_sideways_scrolling(page), overflowing(page)
 
 
-def test_record_data_counts(kari, record):
-    """The record the browser tests read has what they need (a guard against a generator change)."""
-    count = db.session.scalar(
-        select(func.count()).select_from(RecordItem).where(RecordItem.person_id == kari.person.id)
+def test_on_a_390_phone_at_200_percent_the_charts_and_the_table_fit(page, live_server, kari, record):
+    """The 390-wide phone at 200 % zoom is 195 CSS pixels wide: the drawings shrink with the screen."""
+    sign_in(page.context, live_server, kari)
+    page.set_viewport_size({"width": 195, "height": 422})
+    open_result_with_table(page, live_server, items(kari.person, ItemKind.RESULT, code=KALIUM)[0])
+    shot(page, "result-zoom-200")
+    for drawing in ("svg.range-bar", "svg.trend", "details table"):
+        box = page.locator(drawing).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 195, (drawing, box)
+    page.goto(f"{live_server}/journal/prover")
+    shot(page, "results-zoom-200")
+    assert overflowing(page, "main") == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="at 195 CSS px (a 390 phone at 200 %) the page scrolls sideways: the five-tab .tabbar is ~283 px "
+    "wide (its labels cannot shrink), and in <main> long words stick out: p.result__flag "
+    "'referanseområdet' (to 207 px), some h1s ('Trombocytter'), the eGFR unit 'mL/min/1,73m²'",
+)
+def test_on_a_390_phone_at_200_percent_the_result_page_does_not_scroll_sideways(page, live_server, kari, record):
+    sign_in(page.context, live_server, kari)
+    page.set_viewport_size({"width": 195, "height": 422})
+    open_result_with_table(page, live_server, items(kari.person, ItemKind.RESULT, code=KALIUM)[0])
+    assert no_sideways_scrolling(page), overflowing(page)
+
+
+RECORD_PAGES = {
+    "index": "/journal",
+    "results": "/journal/prover",
+    "result": "/journal/prover/{result}",
+    "blood-pressure": pytest.param(
+        "/journal/prover/{blood_pressure}",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="record/result.html: the components table (Del/Verdi/Referanse) of a blood pressure "
+            "needs ~330-405 px ('Diastolisk', the flag 'Høyere enn referanseområdet', 'Referanse'), so "
+            "the page scrolls sideways at 320 px",
+        ),
+    ),
+    "report": "/journal/rapporter/{report}",
+    "notes": pytest.param(
+        "/journal/notater",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="record/notes.html: the h1 'Notater og besøksoppsummeringer' (1.625rem bold) has no "
+            "overflow-wrap/hyphens; the word 'besøksoppsummeringer' is ~350 px and sticks out at 320 px",
+        ),
+    ),
+    "note": "/journal/notater/{note}",
+    "visits": "/journal/besok",
+    "visit": "/journal/besok/{visit}",
+    "medications": "/journal/legemidler",
+    "immunizations": "/journal/vaksiner",
+    "documents": "/journal/dokumenter",
+    "document": "/journal/dokumenter/{document}",
+    "printable": pytest.param(
+        "/journal/utskrift",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="record/printable.html: the five-column table.table--print needs ~590 px; it is not "
+            "wrapped in a scrolling container, so at 320 px the whole page scrolls sideways",
+        ),
+    ),
+    "who-has-seen": "/journal/hvem-har-sett",
+}
+
+
+@pytest.mark.parametrize("path", list(RECORD_PAGES.values()), ids=list(RECORD_PAGES))
+def test_every_record_page_reflows_at_320_css_pixels(page, live_server, kari, record, path):
+    """WCAG 1.4.10: content reflows at 320 CSS pixels (a 1280-wide screen at 400 %, a phone at 200 %)."""
+    url = path.format(
+        result=items(kari.person, ItemKind.RESULT, code=KALIUM)[0].id,
+        blood_pressure=items(kari.person, ItemKind.RESULT, category="vital-signs")[0].id,
+        report=items(kari.person, ItemKind.REPORT)[0].id,
+        note=items(kari.person, ItemKind.NOTE)[0].id,
+        visit=items(kari.person, ItemKind.ENCOUNTER)[0].id,
+        document=items(kari.person, ItemKind.DOCUMENT)[0].id,
     )
-    assert count > 100
+    sign_in(page.context, live_server, kari)
+    page.set_viewport_size({"width": 320, "height": 568})
+    page.goto(f"{live_server}{url}")
+    assert no_sideways_scrolling(page), overflowing(page)
