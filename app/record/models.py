@@ -53,7 +53,10 @@ class RecordItem(db.Model):
         UniqueConstraint("source_system", "source_type", "source_id", name="uq_record_item_source"),
         # The patient's lists: newest first within a kind, only released items.
         Index("ix_record_item_person_kind_effective", "person_id", "kind", "effective_at", "id"),
-        Index("ix_record_item_person_released", "person_id", "released_at"),
+        # The overview's news, newest release first, and the unread count: both read only the
+        # patient's announced items, never the bulk history.
+        Index("ix_record_item_person_news", "person_id", "announced", "released_at", "id"),
+        Index("ix_record_item_person_unread", "person_id", "announced", "read_at"),
         Index("ix_record_item_person_code", "person_id", "code"),
         # "Which organisations does this patient have items from": one probe per organisation.
         Index("ix_record_item_person_org", "person_id", "organisation_id"),

@@ -155,12 +155,12 @@ def trend_chart(points: list[tuple[datetime, float]], rng: dict[str, Any] | None
         )
     for v in (vmin + pad, vmax - pad):
         out.append(
-            f'<text x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11" fill="#4a5a66">'
+            f'<text x="{PAD_L - 4}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="13" fill="#4a5a66">'
             f"{escape(number(v))}</text>"
         )
     for t, anchor in ((points[0][0], "start"), (points[-1][0], "end")):
         out.append(
-            f'<text x="{x(t):.1f}" y="{CHART_H - 8}" text-anchor="{anchor}" font-size="11" fill="#4a5a66">'
+            f'<text x="{x(t):.1f}" y="{CHART_H - 8}" text-anchor="{anchor}" font-size="13" fill="#4a5a66">'
             f"{escape(format_date(t, 'MMM yyyy'))}</text>"
         )
     path = " ".join(f"{'M' if i == 0 else 'L'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(points))

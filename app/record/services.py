@@ -9,7 +9,8 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from app import clock
 from app.access.policy import Decision
@@ -79,20 +80,39 @@ def _base(decision: Decision, patient: Person, *kinds: ItemKind):  # type: ignor
     return q.where(RecordItem.kind.in_(kinds))
 
 
-def whats_new(decision: Decision, patient: Person, limit: int = 8) -> tuple[list[RecordItem], int]:
-    """The latest news: results, reports, notes and documents whose release was announced (not old
-    history that arrived in bulk), newest release first, and how many of them are unread."""
-    kinds = (ItemKind.RESULT, ItemKind.REPORT, ItemKind.NOTE, ItemKind.DOCUMENT)
-    items = list(
-        db.session.scalars(
-            select(RecordItem)
-            .where(RecordItem.person_id == patient.id, decision.items, RecordItem.announced.is_(True))
-            .where(RecordItem.kind.in_(kinds), RecordItem.report_id.is_(None))
-            .order_by(RecordItem.released_at.desc(), RecordItem.effective_at.desc(), RecordItem.id.desc())
-            .limit(limit)
+NEWS_KINDS = (ItemKind.RESULT, ItemKind.REPORT, ItemKind.NOTE, ItemKind.DOCUMENT)
+
+
+def _news(decision: Decision, patient: Person):  # type: ignore[no-untyped-def]
+    """Announced results, reports, notes and documents — not history that arrived in bulk.
+
+    A result released together with its report counts as the report; one released on its own
+    later (a clinician released it) counts by itself.
+    """
+    report = aliased(RecordItem)
+    return (
+        select(RecordItem)
+        .outerjoin(report, report.id == RecordItem.report_id)
+        .where(RecordItem.person_id == patient.id, RecordItem.announced.is_(True), decision.items)
+        .where(RecordItem.kind.in_(NEWS_KINDS))
+        .where(
+            or_(
+                RecordItem.report_id.is_(None),
+                report.released_at.is_(None),
+                report.released_at != RecordItem.released_at,
+            )
         )
     )
-    return items, sum(1 for i in items if i.read_at is None)
+
+
+def whats_new(decision: Decision, patient: Person, limit: int = 8) -> tuple[list[RecordItem], int]:
+    """The latest news, newest release first, and how much of the news is unread."""
+    news = _news(decision, patient)
+    items = list(db.session.scalars(news.order_by(RecordItem.released_at.desc(), RecordItem.id.desc()).limit(limit)))
+    unread = db.session.scalar(
+        news.where(RecordItem.read_at.is_(None)).with_only_columns(func.count(RecordItem.id)).order_by(None)
+    )
+    return items, unread or 0
 
 
 def organisations_with_items(decision: Decision, patient: Person) -> list[Organisation]:
@@ -225,11 +245,17 @@ def content_of(item: RecordItem) -> RecordContent | None:
 
 
 def mark_read(decision: Decision, item: RecordItem) -> None:
-    """The patient opened it: no longer unread (only the patient's own reads count)."""
+    """The patient opened it: no longer unread (only the patient's own reads count). Opening a
+    report reads the results shown on it too."""
     if decision.is_patient and item.read_at is None:
         db.session.execute(
             update(RecordItem)
-            .where(RecordItem.id == item.id, RecordItem.read_at.is_(None))
+            .where(
+                or_(RecordItem.id == item.id, RecordItem.report_id == item.id),
+                RecordItem.person_id == item.person_id,
+                RecordItem.read_at.is_(None),
+                decision.items,
+            )
             .values(read_at=clock.utcnow())
             .execution_options(synchronize_session=False)
         )

@@ -31,13 +31,13 @@ class ReleaseForm(FlaskForm):
 
 class WithholdForm(FlaskForm):
     scope = RadioField(
-        _l("Hvem skal ikke se notatet?"),
+        _l("Hvem skal ikke se dette?"),
         choices=[
             SelectChoice("patient", _l("Pasienten (og dermed også foresatte og fullmektiger)")),
             SelectChoice("guardians", _l("Bare foresatte")),
         ],
         default="patient",
-        validators=[DataRequired(_l("Velg hvem notatet skal holdes tilbake fra."))],
+        validators=[DataRequired(_l("Velg hvem opplysningen skal holdes tilbake fra."))],
     )
     reason = TextAreaField(
         _l("Begrunnelse"),

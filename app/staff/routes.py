@@ -41,7 +41,7 @@ def find() -> Response:
     if request.args and form.validate():
         org_ids = policy.staff_organisation_ids(current_user)
         found = services.find_patients(org_ids, form.q.data, current_app.config["DEMO_MODE"])
-    return htmx.render("staff/find.html", "staff/_found.html", form=form, found=found, active_tab="overview")
+    return htmx.render("staff/find.html", "staff/_found.html", form=form, found=found, active_tab="record")
 
 
 @bp.route("/pasient/<int:person_id>")
@@ -57,7 +57,7 @@ def patient(person_id: int) -> Response:
             .limit(200)
         )
     )
-    return htmx.render("staff/patient.html", person=person, items=items, active_tab="overview")
+    return htmx.render("staff/patient.html", person=person, items=items, active_tab="record")
 
 
 def _item(item_id: int, action: str):  # type: ignore[no-untyped-def]
@@ -79,7 +79,7 @@ def item(item_id: int) -> Response:
         item=record_item,
         release_form=ReleaseForm(),
         withhold_form=WithholdForm(),
-        active_tab="overview",
+        active_tab="record",
     )
 
 
@@ -89,7 +89,12 @@ def release(item_id: int) -> Response:
     form = ReleaseForm()
     if not form.validate_on_submit():
         return htmx.render(
-            "staff/item.html", item=record_item, release_form=form, withhold_form=WithholdForm(), status=400
+            "staff/item.html",
+            item=record_item,
+            release_form=form,
+            withhold_form=WithholdForm(),
+            status=400,
+            active_tab="record",
         )
     if release_service.release(record_item, by_user_id=current_user.id, comment=(form.comment.data or "").strip()):
         db.session.commit()
@@ -105,7 +110,12 @@ def withhold(item_id: int) -> Response:
     form = WithholdForm()
     if not form.validate_on_submit():
         return htmx.render(
-            "staff/item.html", item=record_item, release_form=ReleaseForm(), withhold_form=form, status=400
+            "staff/item.html",
+            item=record_item,
+            release_form=ReleaseForm(),
+            withhold_form=form,
+            status=400,
+            active_tab="record",
         )
     services.withhold(record_item, reason=form.reason.data.strip(), scope=form.scope.data, by=current_user)
     flash(_("Holdt tilbake. Begrunnelsen er lagret."), "success")
@@ -147,4 +157,4 @@ def visit_summary(person_id: int) -> Response:
         flash(_("Oppsummeringen er signert og delt med pasienten."), "success")
         return htmx.redirect_to(url_for("staff.item", item_id=item.id))
     status = 400 if request.method == "POST" else 200
-    return htmx.render("staff/visit_summary.html", person=person, form=form, status=status, active_tab="overview")
+    return htmx.render("staff/visit_summary.html", person=person, form=form, status=status, active_tab="record")

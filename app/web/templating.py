@@ -63,16 +63,22 @@ TABS = (
     ("record", "record.index", _l("Journal")),
     ("menu", "portal.menu", _l("Meny")),
 )
-_tab_bars: dict[tuple[str, str | None, str], Markup] = {}
+# Staff have no record of their own to browse: their tabs lead to the console.
+STAFF_TABS = (
+    ("overview", "portal.overview", _l("Oversikt")),
+    ("record", "staff.find", _l("Pasienter")),
+    ("menu", "portal.menu", _l("Meny")),
+)
+_tab_bars: dict[tuple[str, str | None, str, bool], Markup] = {}
 
 
-def tab_bar(active: str | None) -> Markup:
-    """The bottom tab bar. Every page draws it, and it only varies by language and active tab."""
-    key = (str(get_locale()), active, request.script_root)
+def tab_bar(active: str | None, staff: bool = False) -> Markup:
+    """The bottom tab bar. Every page draws it; it only varies by language, active tab and staff or not."""
+    key = (str(get_locale()), active, request.script_root, staff)
     html = _tab_bars.get(key)
     if html is None:
         items = []
-        for name, endpoint, label in TABS:
+        for name, endpoint, label in STAFF_TABS if staff else TABS:
             current = ' aria-current="page"' if name == active else ""
             # format() escapes the URL and label; the attribute is our own constant.
             items.append(

@@ -2,7 +2,7 @@
 
 Revision ID: 0002_record
 Revises: 0001_foundation
-Create Date: 2026-11-26 10:02:42.875492
+Create Date: 2026-11-26 10:27:13.029335
 
 """
 from alembic import op
@@ -129,8 +129,9 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_record_item_organisation_id'), ['organisation_id'], unique=False)
         batch_op.create_index('ix_record_item_person_code', ['person_id', 'code'], unique=False)
         batch_op.create_index('ix_record_item_person_kind_effective', ['person_id', 'kind', 'effective_at', 'id'], unique=False)
+        batch_op.create_index('ix_record_item_person_news', ['person_id', 'announced', 'released_at', 'id'], unique=False)
         batch_op.create_index('ix_record_item_person_org', ['person_id', 'organisation_id'], unique=False)
-        batch_op.create_index('ix_record_item_person_released', ['person_id', 'released_at'], unique=False)
+        batch_op.create_index('ix_record_item_person_unread', ['person_id', 'announced', 'read_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_record_item_report_id'), ['report_id'], unique=False)
 
     op.create_table('record_content',
@@ -160,8 +161,9 @@ def downgrade():
     op.drop_table('record_content')
     with op.batch_alter_table('record_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_record_item_report_id'))
-        batch_op.drop_index('ix_record_item_person_released')
+        batch_op.drop_index('ix_record_item_person_unread')
         batch_op.drop_index('ix_record_item_person_org')
+        batch_op.drop_index('ix_record_item_person_news')
         batch_op.drop_index('ix_record_item_person_kind_effective')
         batch_op.drop_index('ix_record_item_person_code')
         batch_op.drop_index(batch_op.f('ix_record_item_organisation_id'))

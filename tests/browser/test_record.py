@@ -455,11 +455,6 @@ def test_dr_lund_releases_a_held_result_with_a_comment_and_kari_reads_it(
         context.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="record.services.whats_new() leaves out results with a report_id, so a result a clinician "
-    "releases later (with a comment) never shows under 'Nytt for deg'; only the push event points to it",
-)
 def test_a_result_released_by_the_clinician_is_news_on_the_overview(page, live_server, kari, dr_lund, held):
     from app.record.release import release
 
@@ -581,12 +576,6 @@ def test_on_a_390_phone_at_200_percent_the_charts_and_the_table_fit(page, live_s
     assert overflowing(page, "main") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at 195 CSS px (a 390 phone at 200 %) the page scrolls sideways: the five-tab .tabbar is ~283 px "
-    "wide (its labels cannot shrink), and in <main> long words stick out: p.result__flag "
-    "'referanseområdet' (to 207 px), some h1s ('Trombocytter'), the eGFR unit 'mL/min/1,73m²'",
-)
 def test_on_a_390_phone_at_200_percent_the_result_page_does_not_scroll_sideways(page, live_server, kari, record):
     sign_in(page.context, live_server, kari)
     page.set_viewport_size({"width": 195, "height": 422})
@@ -598,24 +587,9 @@ RECORD_PAGES = {
     "index": "/journal",
     "results": "/journal/prover",
     "result": "/journal/prover/{result}",
-    "blood-pressure": pytest.param(
-        "/journal/prover/{blood_pressure}",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="record/result.html: the components table (Del/Verdi/Referanse) of a blood pressure "
-            "needs ~330-405 px ('Diastolisk', the flag 'Høyere enn referanseområdet', 'Referanse'), so "
-            "the page scrolls sideways at 320 px",
-        ),
-    ),
+    "blood-pressure": "/journal/prover/{blood_pressure}",
     "report": "/journal/rapporter/{report}",
-    "notes": pytest.param(
-        "/journal/notater",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="record/notes.html: the h1 'Notater og besøksoppsummeringer' (1.625rem bold) has no "
-            "overflow-wrap/hyphens; the word 'besøksoppsummeringer' is ~350 px and sticks out at 320 px",
-        ),
-    ),
+    "notes": "/journal/notater",
     "note": "/journal/notater/{note}",
     "visits": "/journal/besok",
     "visit": "/journal/besok/{visit}",
@@ -623,14 +597,7 @@ RECORD_PAGES = {
     "immunizations": "/journal/vaksiner",
     "documents": "/journal/dokumenter",
     "document": "/journal/dokumenter/{document}",
-    "printable": pytest.param(
-        "/journal/utskrift",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="record/printable.html: the five-column table.table--print needs ~590 px; it is not "
-            "wrapped in a scrolling container, so at 320 px the whole page scrolls sideways",
-        ),
-    ),
+    "printable": "/journal/utskrift",
     "who-has-seen": "/journal/hvem-har-sett",
 }
 
