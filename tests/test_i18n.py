@@ -53,6 +53,11 @@ def test_every_string_has_an_english_translation():
         catalog = read_po(fh)
     missing = [m.id for m in catalog if m.id and not all(m.string if isinstance(m.string, tuple) else [m.string])]
     assert missing == []
+    # Every string of the template is in the catalogue (an emptied catalogue must not pass).
+    with (po.parents[2] / "messages.pot").open("rb") as fh:
+        template = read_po(fh)
+    assert {m.id for m in template if m.id} <= {m.id for m in catalog if m.id}
+    assert len(catalog) > 100
     assert not [m.id for m in catalog if m.id and m.fuzzy]
 
 
