@@ -295,7 +295,7 @@ def _store(
                     "source_version": version,
                     "source_updated_at": updated,
                     "content_hash": digest,
-                    **_columns(m),
+                    **_columns(m, now),
                     "data": m.data,
                     "release_policy": policy,
                     "release_state": state,
@@ -323,10 +323,11 @@ def _store(
                 "source_system": client.source_system,
                 "source_type": m.source_type,
                 "source_id": m.source_id,
+                "section": "results" if m.kind in (ItemKind.RESULT, ItemKind.REPORT) else m.kind.value,
                 "source_version": version,
                 "source_updated_at": updated,
                 "content_hash": digest,
-                **_columns(m),
+                **_columns(m, now),
                 "data": m.data,
                 "release_policy": policy,
                 "release_state": state,
@@ -360,15 +361,17 @@ def _store(
         emit_released(ids[key], person_id, kind)
 
 
-def _columns(m: mapping.Mapped) -> dict[str, Any]:
+def _columns(m: mapping.Mapped, now: Any) -> dict[str, Any]:
     c = m.columns
+    if c.get("effective_at") is None:
+        m.data["date_unknown"] = True  # listed by arrival time; the page says the date is unknown
     return {
         "code_system": (c.get("code_system") or None) and c["code_system"][:200],
         "code": (c.get("code") or None) and c["code"][:64],
         "category": (c.get("category") or None) and c["category"][:64],
         "title": (c.get("title") or "")[:300],
         "status": c["status"],
-        "effective_at": c.get("effective_at"),
+        "effective_at": c.get("effective_at") or now,
         "care_unit_name": (c.get("care_unit_name") or None) and c["care_unit_name"][:200],
         "author_name": (c.get("author_name") or None) and c["author_name"][:200],
     }
@@ -427,7 +430,7 @@ def _link(
         for ref in m.result_refs:
             key = target(ref)
             if key in ids:
-                wanted.setdefault(ids[key], {})["report_id"] = item_id
+                wanted.setdefault(ids[key], {}).update(report_id=item_id, section="in_report")
     # References to items stored by earlier bundles from the same source.
     if missing:
         pairs = [tuple(k.split("/", 1)) for k in missing]

@@ -51,7 +51,8 @@ class RecordItem(db.Model):
     __tablename__ = "record_item"
     __table_args__ = (
         UniqueConstraint("source_system", "source_type", "source_id", name="uq_record_item_source"),
-        # The patient's lists: newest first within a kind, only released items.
+        # The patient's lists, newest first: one index range per list.
+        Index("ix_record_item_person_section_effective", "person_id", "section", "effective_at", "id"),
         Index("ix_record_item_person_kind_effective", "person_id", "kind", "effective_at", "id"),
         # The overview's news, newest release first, and the unread count: both read only the
         # patient's announced items, never the bulk history.
@@ -85,7 +86,12 @@ class RecordItem(db.Model):
     category: Mapped[str | None] = mapped_column(String(64))  # laboratory, vital-signs, clinical-note...
     title: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(32))  # the source's status (final, active, completed...)
-    effective_at: Mapped[datetime | None]
+    # When it happened (taken, signed, prescribed, given). Never empty, so lists sort on an index;
+    # an item without a date gets its arrival time and data["date_unknown"].
+    effective_at: Mapped[datetime]
+    # Which list it belongs in: "results" for a report or a result outside any report,
+    # "in_report" for a result listed under its report, else the kind. Lists are one index range.
+    section: Mapped[str] = mapped_column(String(16))
     care_unit_name: Mapped[str | None] = mapped_column(String(200))
     author_name: Mapped[str | None] = mapped_column(String(200))
     # Kind-specific detail shown in lists and item pages (value, unit, range, flags, dosage...).

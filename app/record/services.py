@@ -30,33 +30,29 @@ class Page:
 
 
 def encode_cursor(item: RecordItem) -> str:
-    stamp = item.effective_at.isoformat() if item.effective_at else ""
-    return base64.urlsafe_b64encode(f"{stamp}|{item.id}".encode()).decode().rstrip("=")
+    raw = f"{item.effective_at.isoformat()}|{item.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> tuple[datetime | None, int] | None:
+def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
+    """The (effective_at, id) a cursor stands for; None for a missing or forged one."""
     if not cursor:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, item_id = raw.rsplit("|", 1)
-        return (datetime.fromisoformat(stamp) if stamp else None), int(item_id)
+        when = datetime.fromisoformat(stamp)
+        return (when, int(item_id)) if when.tzinfo else None
     except (ValueError, UnicodeDecodeError):
         return None
 
 
-def _after(cursor: tuple[datetime | None, int] | None):  # type: ignore[no-untyped-def]
+def _after(cursor: tuple[datetime, int] | None):  # type: ignore[no-untyped-def]
     """Keyset condition for 'older than the cursor' in (effective_at desc, id desc) order."""
     if cursor is None:
         return None
     stamp, item_id = cursor
-    if stamp is None:
-        return (RecordItem.effective_at.is_(None)) & (RecordItem.id < item_id)
-    return or_(
-        RecordItem.effective_at < stamp,
-        (RecordItem.effective_at == stamp) & (RecordItem.id < item_id),
-        RecordItem.effective_at.is_(None),
-    )
+    return or_(RecordItem.effective_at < stamp, (RecordItem.effective_at == stamp) & (RecordItem.id < item_id))
 
 
 def _page(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ignore[no-untyped-def]
@@ -64,20 +60,22 @@ def _page(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ig
     if condition is not None:
         query = query.where(condition)
     rows = list(
-        db.session.scalars(
-            query.order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc()).limit(size + 1)
-        )
+        db.session.scalars(query.order_by(RecordItem.effective_at.desc(), RecordItem.id.desc()).limit(size + 1))
     )
     more = len(rows) > size
     rows = rows[:size]
     return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
 
 
-def _base(decision: Decision, patient: Person, *kinds: ItemKind):  # type: ignore[no-untyped-def]
-    q = select(RecordItem).where(RecordItem.person_id == patient.id, decision.items)
-    if len(kinds) == 1:
-        return q.where(RecordItem.kind == kinds[0])
-    return q.where(RecordItem.kind.in_(kinds))
+def _base(decision: Decision, patient: Person, kind: ItemKind):  # type: ignore[no-untyped-def]
+    """One kind's list: the section index gives it newest first."""
+    return select(RecordItem).where(
+        RecordItem.person_id == patient.id, RecordItem.section == kind.value, decision.items
+    )
+
+
+def _of_kind(decision: Decision, patient: Person, kind: ItemKind):  # type: ignore[no-untyped-def]
+    return select(RecordItem).where(RecordItem.person_id == patient.id, RecordItem.kind == kind, decision.items)
 
 
 NEWS_KINDS = (ItemKind.RESULT, ItemKind.REPORT, ItemKind.NOTE, ItemKind.DOCUMENT)
@@ -134,9 +132,13 @@ def results(
 ) -> tuple[Page, dict[int, list[RecordItem]]]:
     """Results by date, grouped under their report. With a search: matching results, flat."""
     if search:
-        q = _base(decision, patient, ItemKind.RESULT).where(RecordItem.title.ilike(f"%{_like(search)}%", escape="\\"))
+        q = _of_kind(decision, patient, ItemKind.RESULT).where(
+            RecordItem.title.ilike(f"%{_like(search)}%", escape="\\")
+        )
     else:
-        q = _base(decision, patient, ItemKind.RESULT, ItemKind.REPORT).where(RecordItem.report_id.is_(None))
+        q = select(RecordItem).where(
+            RecordItem.person_id == patient.id, RecordItem.section == "results", decision.items
+        )
     if organisation_id:
         q = q.where(RecordItem.organisation_id == organisation_id)
     if category:
@@ -164,13 +166,13 @@ def trend(decision: Decision, patient: Person, item: RecordItem, limit: int = 60
         return []
     rows = list(
         db.session.scalars(
-            _base(decision, patient, ItemKind.RESULT)
+            _of_kind(decision, patient, ItemKind.RESULT)
             .where(RecordItem.code == item.code)
-            .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+            .order_by(RecordItem.effective_at.desc(), RecordItem.id.desc())
             .limit(limit)
         )
     )
-    rows = [r for r in rows if r.data.get("value") is not None and r.effective_at is not None]
+    rows = [r for r in rows if r.data.get("value") is not None and not r.data.get("date_unknown")]
     return list(reversed(rows)) if len(rows) > 1 else []
 
 
@@ -186,7 +188,9 @@ def parent_report(decision: Decision, patient: Person, item: RecordItem) -> Reco
 def report_members(decision: Decision, patient: Person, report: RecordItem) -> list[RecordItem]:
     return list(
         db.session.scalars(
-            _base(decision, patient, ItemKind.RESULT).where(RecordItem.report_id == report.id).order_by(RecordItem.id)
+            _of_kind(decision, patient, ItemKind.RESULT)
+            .where(RecordItem.report_id == report.id)
+            .order_by(RecordItem.id)
         )
     )
 
@@ -218,7 +222,7 @@ def medications(decision: Decision, patient: Person) -> tuple[list[RecordItem], 
     rows = list(
         db.session.scalars(
             _base(decision, patient, ItemKind.MEDICATION)
-            .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+            .order_by(RecordItem.effective_at.desc(), RecordItem.id.desc())
             .limit(500)
         )
     )
@@ -230,7 +234,7 @@ def immunizations(decision: Decision, patient: Person) -> list[RecordItem]:
     return list(
         db.session.scalars(
             _base(decision, patient, ItemKind.IMMUNIZATION)
-            .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+            .order_by(RecordItem.effective_at.desc(), RecordItem.id.desc())
             .limit(500)
         )
     )
@@ -268,7 +272,7 @@ def everything(decision: Decision, patient: Person) -> dict[ItemKind, list[Recor
     for item in db.session.scalars(
         select(RecordItem)
         .where(RecordItem.person_id == patient.id, decision.items)
-        .order_by(RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+        .order_by(RecordItem.effective_at.desc(), RecordItem.id.desc())
     ):
         out[item.kind].append(item)
     return out

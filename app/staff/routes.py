@@ -53,7 +53,7 @@ def patient(person_id: int) -> Response:
         db.session.scalars(
             select(RecordItem)
             .where(RecordItem.person_id == person.id, decision.items)
-            .order_by(held_first, RecordItem.effective_at.desc().nulls_last(), RecordItem.id.desc())
+            .order_by(held_first, RecordItem.effective_at.desc(), RecordItem.id.desc())
             .limit(200)
         )
     )

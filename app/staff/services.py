@@ -83,6 +83,7 @@ def sign_visit_summary(*, author: User, patient: Person, unit: CareUnit, title: 
     item = RecordItem(
         person_id=patient.id,
         kind=ItemKind.NOTE,
+        section=ItemKind.NOTE.value,
         organisation_id=unit.organisation_id,
         source_system="varde",
         source_type="DocumentReference",

@@ -2,7 +2,7 @@
 
 Revision ID: 0002_record
 Revises: 0001_foundation
-Create Date: 2026-11-26 10:27:13.029335
+Create Date: 2026-11-26 10:29:49.092061
 
 """
 from alembic import op
@@ -96,7 +96,8 @@ def upgrade():
     sa.Column('category', sa.String(length=64), nullable=True),
     sa.Column('title', sa.String(length=300), nullable=False),
     sa.Column('status', sa.String(length=32), nullable=False),
-    sa.Column('effective_at', sa.DateTime(), nullable=True),
+    sa.Column('effective_at', sa.DateTime(), nullable=False),
+    sa.Column('section', sa.String(length=16), nullable=False),
     sa.Column('care_unit_name', sa.String(length=200), nullable=True),
     sa.Column('author_name', sa.String(length=200), nullable=True),
     sa.Column('data', sa.JSON(), nullable=False),
@@ -131,6 +132,7 @@ def upgrade():
         batch_op.create_index('ix_record_item_person_kind_effective', ['person_id', 'kind', 'effective_at', 'id'], unique=False)
         batch_op.create_index('ix_record_item_person_news', ['person_id', 'announced', 'released_at', 'id'], unique=False)
         batch_op.create_index('ix_record_item_person_org', ['person_id', 'organisation_id'], unique=False)
+        batch_op.create_index('ix_record_item_person_section_effective', ['person_id', 'section', 'effective_at', 'id'], unique=False)
         batch_op.create_index('ix_record_item_person_unread', ['person_id', 'announced', 'read_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_record_item_report_id'), ['report_id'], unique=False)
 
@@ -162,6 +164,7 @@ def downgrade():
     with op.batch_alter_table('record_item', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_record_item_report_id'))
         batch_op.drop_index('ix_record_item_person_unread')
+        batch_op.drop_index('ix_record_item_person_section_effective')
         batch_op.drop_index('ix_record_item_person_org')
         batch_op.drop_index('ix_record_item_person_news')
         batch_op.drop_index('ix_record_item_person_kind_effective')
