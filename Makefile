@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: help messages run worker test test-sqlite test-pg install install-dev browser translations vendor lint format bench clean
+.PHONY: help messages run worker wrk test test-sqlite test-pg install install-dev browser translations vendor lint format bench clean
 
 ## run: install, migrate, build demo data, serve at http://127.0.0.1:5000 (with the worker) and print demo logins
 run: install
@@ -97,8 +97,19 @@ format: install-dev
 	$(BIN)/ruff check --fix app tests bench scripts
 
 ## bench: page weight and throughput against a hello-world baseline (see bench/README.md)
-bench: install-dev
+bench: install-dev browser wrk
 	$(BIN)/python bench/run.py
+
+# wrk (Debian's package) drives the throughput benchmarks.
+wrk:
+	@if command -v wrk >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -qq wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo apt-get install -y -qq wrk >/dev/null; \
+	else \
+		echo "wrk is missing and cannot be installed here: sudo apt-get install wrk"; exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) node_modules instance .pytest_cache

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -356,7 +356,15 @@ def _store(
         db.session.execute(update(RecordItem), changed_rows)
         db.session.execute(update(RecordContent), changed_content)
 
-    _link(mapped, canonical, ids, client.source_system)
+    in_announced_report = _link(mapped, canonical, ids, client.source_system, {k for k, _p, _k in to_emit})
+    if in_announced_report:
+        # The report is the news; its results released with it are listed under it.
+        db.session.execute(
+            update(RecordItem)
+            .where(RecordItem.id.in_(sorted(in_announced_report)))
+            .values(announced=False)
+            .execution_options(synchronize_session=False)
+        )
     for key, person_id, kind in to_emit:
         emit_released(ids[key], person_id, kind)
 
@@ -378,9 +386,15 @@ def _columns(m: mapping.Mapped, now: Any) -> dict[str, Any]:
 
 
 def _existing(source_system: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The items already stored for these (type, id) keys of one source, by key.
+
+    Looked up by id only (the unique index leads with source system and id) and matched on type
+    here: a row-value IN list of hundreds of pairs costs PostgreSQL more to plan than to run.
+    """
+    wanted = set(keys)
+    ids = sorted({source_id for _type, source_id in keys})
     found: dict[tuple[str, str], Any] = {}
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start : start + CHUNK]
+    for start in range(0, len(ids), CHUNK):
         rows = db.session.execute(
             select(
                 RecordItem.id,
@@ -394,13 +408,11 @@ def _existing(source_system: str, keys: list[tuple[str, str]]) -> dict[tuple[str
                 RecordItem.release_due_at,
                 RecordItem.released_at,
                 RecordItem.announced,
-            ).where(
-                RecordItem.source_system == source_system,
-                tuple_(RecordItem.source_type, RecordItem.source_id).in_(chunk),
-            )
+            ).where(RecordItem.source_system == source_system, RecordItem.source_id.in_(ids[start : start + CHUNK]))
         ).all()
         for row in rows:
-            found[(row.source_type, row.source_id)] = row
+            if (row.source_type, row.source_id) in wanted:
+                found[(row.source_type, row.source_id)] = row
     return found
 
 
@@ -409,8 +421,13 @@ def _link(
     canonical: dict[str, str],
     ids: dict[str, int],
     source_system: str,
-) -> None:
-    """Set each item's visit (encounter_id) and each result's report (report_id)."""
+    announced_now: set[str],
+) -> set[int]:
+    """Set each item's visit (encounter_id) and each result's report (report_id).
+
+    Returns the ids of results announced now whose report is announced now too.
+    """
+    together: set[int] = set()
     wanted: dict[int, dict[str, int | None]] = {}
     missing: set[str] = set()
 
@@ -427,21 +444,17 @@ def _link(
         item_id = ids[f"{m.source_type}/{m.source_id}"]
         if m.encounter_ref:
             pending.append((item_id, "encounter_id", target(m.encounter_ref)))
+        report_key = f"{m.source_type}/{m.source_id}"
         for ref in m.result_refs:
             key = target(ref)
             if key in ids:
                 wanted.setdefault(ids[key], {}).update(report_id=item_id, section="in_report")
+                if key in announced_now and report_key in announced_now:
+                    together.add(ids[key])
     # References to items stored by earlier bundles from the same source.
     if missing:
-        pairs = [tuple(k.split("/", 1)) for k in missing]
-        for start in range(0, len(pairs), CHUNK):
-            for row in db.session.execute(
-                select(RecordItem.id, RecordItem.source_type, RecordItem.source_id).where(
-                    RecordItem.source_system == source_system,
-                    tuple_(RecordItem.source_type, RecordItem.source_id).in_(pairs[start : start + CHUNK]),
-                )
-            ):
-                ids[f"{row.source_type}/{row.source_id}"] = row.id
+        for key, row in _existing(source_system, [tuple(k.split("/", 1)) for k in missing]).items():  # type: ignore[misc]
+            ids["/".join(key)] = row.id
     for item_id, column, key in pending:
         if key in ids:
             wanted.setdefault(item_id, {})[column] = ids[key]
@@ -461,3 +474,4 @@ def _link(
                 del wanted[row.id]
     if wanted:
         db.session.execute(update(RecordItem), [{"id": item_id, **values} for item_id, values in wanted.items()])
+    return together

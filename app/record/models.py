@@ -50,7 +50,8 @@ class ReleaseState(StrEnum):
 class RecordItem(db.Model):
     __tablename__ = "record_item"
     __table_args__ = (
-        UniqueConstraint("source_system", "source_type", "source_id", name="uq_record_item_source"),
+        # source_id before source_type: the ingest looks up a bundle's ids in one IN list.
+        UniqueConstraint("source_system", "source_id", "source_type", name="uq_record_item_source"),
         # The patient's lists, newest first: one index range per list.
         Index("ix_record_item_person_section_effective", "person_id", "section", "effective_at", "id"),
         Index("ix_record_item_person_kind_effective", "person_id", "kind", "effective_at", "id"),
@@ -111,8 +112,8 @@ class RecordItem(db.Model):
     hidden_from_guardians: Mapped[bool] = mapped_column(default=False)
     guardian_hidden_reason: Mapped[str | None] = mapped_column(Text)
 
-    # Its release was news (an event was written): shown under "new" on the overview. Old history
-    # arriving in bulk is released quietly and is not news.
+    # Listed as news on the overview. Old history arriving in bulk is released quietly and is not
+    # news; nor is a result released together with its report (the report is the news).
     announced: Mapped[bool] = mapped_column(default=False)
     # When the patient first opened it (unread marking on the overview and lists).
     read_at: Mapped[datetime | None]

@@ -153,6 +153,7 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
         ).all()
         if not due:
             return released
+        released_now: list[int] = []
         for item_id, person_id, kind in due:
             result = db.session.execute(
                 update(RecordItem)
@@ -168,7 +169,16 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
             )
             if result.rowcount == 1:
                 emit_released(item_id, person_id, kind)
+                released_now.append(item_id)
                 released += 1
+        if released_now:
+            # A report released with its results is the news; the results are listed under it.
+            db.session.execute(
+                update(RecordItem)
+                .where(RecordItem.id.in_(released_now), RecordItem.report_id.in_(released_now))
+                .values(announced=False)
+                .execution_options(synchronize_session=False)
+            )
         db.session.commit()
         if len(due) < batch:
             return released

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import aliased
 
 from app import clock
 from app.access.policy import Decision
@@ -82,24 +81,13 @@ NEWS_KINDS = (ItemKind.RESULT, ItemKind.REPORT, ItemKind.NOTE, ItemKind.DOCUMENT
 
 
 def _news(decision: Decision, patient: Person):  # type: ignore[no-untyped-def]
-    """Announced results, reports, notes and documents — not history that arrived in bulk.
-
-    A result released together with its report counts as the report; one released on its own
-    later (a clinician released it) counts by itself.
-    """
-    report = aliased(RecordItem)
-    return (
-        select(RecordItem)
-        .outerjoin(report, report.id == RecordItem.report_id)
-        .where(RecordItem.person_id == patient.id, RecordItem.announced.is_(True), decision.items)
-        .where(RecordItem.kind.in_(NEWS_KINDS))
-        .where(
-            or_(
-                RecordItem.report_id.is_(None),
-                report.released_at.is_(None),
-                report.released_at != RecordItem.released_at,
-            )
-        )
+    """Announced results, reports, notes and documents: not history that arrived in bulk, and not
+    results released together with their report (the report is the news)."""
+    return select(RecordItem).where(
+        RecordItem.person_id == patient.id,
+        RecordItem.announced.is_(True),
+        RecordItem.kind.in_(NEWS_KINDS),
+        decision.items,
     )
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0002_record
 Revises: 0001_foundation
-Create Date: 2026-11-26 10:29:49.092061
+Create Date: 2026-11-26 10:50:01.096338
 
 """
 from alembic import op
@@ -123,7 +123,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['report_id'], ['record_item.id'], name=op.f('fk_record_item_report_id_record_item'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['withheld_by_id'], ['account.id'], name=op.f('fk_record_item_withheld_by_id_account'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_record_item')),
-    sa.UniqueConstraint('source_system', 'source_type', 'source_id', name='uq_record_item_source')
+    sa.UniqueConstraint('source_system', 'source_id', 'source_type', name='uq_record_item_source')
     )
     with op.batch_alter_table('record_item', schema=None) as batch_op:
         batch_op.create_index('ix_record_item_due', ['release_state', 'release_due_at'], unique=False)
