@@ -17,7 +17,8 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from flask import current_app
@@ -60,8 +61,10 @@ class ImportResult:
         return out + self.warnings
 
 
-def _hash(resource: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def _canonical(resource: dict[str, Any]) -> tuple[str, str]:
+    """The resource as canonical JSON, and its SHA-256 (what 'unchanged' means)."""
+    text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text, hashlib.sha256(text.encode()).hexdigest()
 
 
 def source_patient_system(client: FhirClient) -> str:
@@ -254,7 +257,7 @@ def _store(
 
     for m, resource, person_id in mapped:
         key = f"{m.source_type}/{m.source_id}"
-        digest = _hash(resource)
+        resource_json, digest = _canonical(resource)
         version, updated = _version_key(resource)
         old = existing.get((m.source_type, m.source_id))
         policy, hold_days = rules.match(
@@ -265,6 +268,7 @@ def _store(
             "content_type": m.content_type,
             "binary": m.binary,
             "resource": resource,
+            "resource_json": resource_json,
         }
         if old is not None:
             ids[key] = old.id
@@ -305,7 +309,7 @@ def _store(
                     "updated_at": now,
                 }
             )
-            changed_content.append({"item_id": old.id, **content})
+            changed_content.append({"item_id": old.id, **{k: v for k, v in content.items() if k != "resource_json"}})
             result.updated += 1
             continue
         state, due, released_at = initial_state(policy, hold_days, final=m.final, withdrawn=m.withdrawn, now=now)
@@ -342,16 +346,7 @@ def _store(
         new_content.append(content)
         result.created += 1
 
-    for start in range(0, len(new_rows), CHUNK):
-        rows = new_rows[start : start + CHUNK]
-        inserted = db.session.execute(
-            insert(RecordItem).returning(RecordItem.id, sort_by_parameter_order=True), rows
-        ).scalars()
-        for row, item_id, content in zip(rows, inserted, new_content[start : start + CHUNK], strict=True):
-            ids[f"{row['source_type']}/{row['source_id']}"] = item_id
-            content["item_id"] = item_id
-    if new_content:
-        db.session.execute(insert(RecordContent), new_content)
+    _insert_new(new_rows, new_content, mapped, canonical, ids)
     if changed_rows:
         db.session.execute(update(RecordItem), changed_rows)
         db.session.execute(update(RecordContent), changed_content)
@@ -367,6 +362,107 @@ def _store(
         )
     for key, person_id, kind in to_emit:
         emit_released(ids[key], person_id, kind)
+
+
+def _insert_new(
+    rows: list[dict[str, Any]],
+    contents: list[dict[str, Any]],
+    mapped: list[tuple[mapping.Mapped, dict[str, Any], int]],
+    canonical: dict[str, str],
+    ids: dict[str, int],
+) -> None:
+    """Insert new items visits first, then reports, then the rest, so each row is inserted with
+    its visit and report already linked (no second pass over thousands of rows)."""
+    by_key = {f"{m.source_type}/{m.source_id}": m for m, _r, _p in mapped}
+    report_of: dict[str, str] = {}
+    for m, _r, _p in mapped:
+        if m.kind is ItemKind.REPORT:
+            for ref in m.result_refs:
+                report_of[canonical.get(ref, ref)] = f"{m.source_type}/{m.source_id}"
+    order = {ItemKind.ENCOUNTER: 0, ItemKind.REPORT: 1}
+    pending = sorted(zip(rows, contents, strict=True), key=lambda rc: order.get(rc[0]["kind"], 2))
+    for stage in (0, 1, 2):
+        batch = [(row, content) for row, content in pending if order.get(row["kind"], 2) == stage]
+        for row, _content in batch:
+            key = f"{row['source_type']}/{row['source_id']}"
+            m = by_key[key]
+            encounter = canonical.get(m.encounter_ref, m.encounter_ref) if m.encounter_ref else None
+            row["encounter_id"] = ids.get(encounter) if encounter else None
+            report = report_of.get(key)
+            row["report_id"] = ids.get(report) if report else None
+            if row["report_id"] is not None and row["kind"] is ItemKind.RESULT:
+                row["section"] = "in_report"
+        for start in range(0, len(batch), CHUNK):
+            chunk = batch[start : start + CHUNK]
+            inserted = _insert_items([row for row, _c in chunk])
+            for (row, content), item_id in zip(chunk, inserted, strict=True):
+                ids[f"{row['source_type']}/{row['source_id']}"] = item_id
+                content["item_id"] = item_id
+    _insert_contents(contents)
+
+
+def _insert_items(rows: list[dict[str, Any]]) -> list[int]:
+    """Insert item rows (all with the same keys) and return their ids in order.
+
+    On PostgreSQL through psycopg's pipelined executemany with one short, prepared statement:
+    SQLAlchemy's multi-row VALUES statement is fast on the server, but psycopg parses its
+    thousands of placeholders in Python, which cost more than the whole insert. Values are
+    converted here as the column types would (enums to text, UTC datetimes to naive UTC, JSON).
+    """
+    if not rows:
+        return []
+    conn = db.session.connection()
+    if conn.dialect.name != "postgresql":
+        return list(
+            db.session.execute(
+                insert(RecordItem).returning(RecordItem.id, sort_by_parameter_order=True), rows
+            ).scalars()
+        )
+    columns = list(rows[0])
+    placeholders = ", ".join("%s::json" if c == "data" else "%s" for c in columns)
+    # The column names are our own row keys (built above from the model), never input.
+    sql = f"INSERT INTO record_item ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id"  # noqa: S608
+    values = [tuple(_pg_value(row[c]) for c in columns) for row in rows]
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.executemany(sql, values, returning=True)
+        ids: list[int] = []
+        while True:
+            ids.append(cursor.fetchone()[0])
+            if not cursor.nextset():
+                break
+        return ids
+    finally:
+        cursor.close()
+
+
+def _pg_value(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def _insert_contents(contents: list[dict[str, Any]]) -> None:
+    """The driver's own executemany (psycopg pipelines it): one short statement, parsed once,
+    with the resource JSON already serialised for its hash."""
+    if not contents:
+        return
+    conn = db.session.connection()
+    if conn.dialect.name == "postgresql":
+        sql = (
+            'INSERT INTO record_content (item_id, text, content_type, "binary", resource) '
+            "VALUES (%s, %s, %s, %s, %s::json)"
+        )
+    else:
+        sql = 'INSERT INTO record_content (item_id, text, content_type, "binary", resource) VALUES (?, ?, ?, ?, ?)'
+    conn.exec_driver_sql(
+        sql,
+        [(c["item_id"], c["text"], c["content_type"], c["binary"], c["resource_json"]) for c in contents],
+    )
 
 
 def _columns(m: mapping.Mapped, now: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -151,6 +152,13 @@ def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
     return out
 
 
+@cache
+def _model_class(resource_type: Any) -> Any:
+    if not isinstance(resource_type, str):
+        raise TypeError(resource_type)
+    return get_fhir_model_class(resource_type)
+
+
 def validate_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Issue]]:
     """Validate every entry's resource. Returns the resources (unknown elements dropped) and warnings.
 
@@ -174,7 +182,7 @@ def validate_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
             )
             continue
         try:
-            model = get_fhir_model_class(rtype)
+            model = _model_class(rtype)
         except (KeyError, ValueError, TypeError):
             errors.append(Issue("error", "not-supported", f"{where}: ukjent resourceType {rtype!r}.", [where]))
             continue
