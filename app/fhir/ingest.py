@@ -293,21 +293,7 @@ def _store(
                     result.released += 1
                     announced = True
             changed_rows.append(
-                {
-                    "id": old.id,
-                    "kind": m.kind,
-                    "source_version": version,
-                    "source_updated_at": updated,
-                    "content_hash": digest,
-                    **_columns(m, now),
-                    "data": m.data,
-                    "release_policy": policy,
-                    "release_state": state,
-                    "release_due_at": due,
-                    "released_at": released_at,
-                    "announced": announced,
-                    "updated_at": now,
-                }
+                {"id": old.id, **_row(m, now, version, updated, digest, policy, state, due, released_at, announced)}
             )
             changed_content.append({"item_id": old.id, **{k: v for k, v in content.items() if k != "resource_json"}})
             result.updated += 1
@@ -322,25 +308,14 @@ def _store(
         new_rows.append(
             {
                 "person_id": person_id,
-                "kind": m.kind,
                 "organisation_id": client.organisation_id,
                 "source_system": client.source_system,
                 "source_type": m.source_type,
                 "source_id": m.source_id,
                 "section": "results" if m.kind in (ItemKind.RESULT, ItemKind.REPORT) else m.kind.value,
-                "source_version": version,
-                "source_updated_at": updated,
-                "content_hash": digest,
-                **_columns(m, now),
-                "data": m.data,
-                "release_policy": policy,
-                "release_state": state,
-                "release_due_at": due,
-                "released_at": released_at,
-                "announced": announced,
+                **_row(m, now, version, updated, digest, policy, state, due, released_at, announced),
                 "hidden_from_guardians": False,
                 "created_at": now,
-                "updated_at": now,
             }
         )
         new_content.append(content)
@@ -463,6 +438,35 @@ def _insert_contents(contents: list[dict[str, Any]]) -> None:
         sql,
         [(c["item_id"], c["text"], c["content_type"], c["binary"], c["resource_json"]) for c in contents],
     )
+
+
+def _row(
+    m: mapping.Mapped,
+    now: datetime,
+    version: str | None,
+    updated: datetime | None,
+    digest: str,
+    policy: Any,
+    state: ReleaseState,
+    due: datetime | None,
+    released_at: datetime | None,
+    announced: bool,
+) -> dict[str, Any]:
+    """What a new and a changed version of an item both write."""
+    return {
+        "kind": m.kind,
+        "source_version": version,
+        "source_updated_at": updated,
+        "content_hash": digest,
+        **_columns(m, now),
+        "data": m.data,
+        "release_policy": policy,
+        "release_state": state,
+        "release_due_at": due,
+        "released_at": released_at,
+        "announced": announced,
+        "updated_at": now,
+    }
 
 
 def _columns(m: mapping.Mapped, now: Any) -> dict[str, Any]:
