@@ -54,6 +54,11 @@ def _after(cursor: tuple[datetime, int] | None):  # type: ignore[no-untyped-def]
     return or_(RecordItem.effective_at < stamp, (RecordItem.effective_at == stamp) & (RecordItem.id < item_id))
 
 
+def page_of(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ignore[no-untyped-def]
+    """One newest-first page of ``query`` (which must already carry the policy's clause)."""
+    return _page(query, cursor, size)
+
+
 def _page(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ignore[no-untyped-def]
     condition = _after(decode_cursor(cursor))
     if condition is not None:

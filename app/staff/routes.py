@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import case, select
+from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
 from app.access import policy
@@ -13,6 +13,7 @@ from app.auth.models import Role
 from app.db import db
 from app.people.models import CareUnit, Person
 from app.record import release as release_service
+from app.record import services as record_services
 from app.record.models import RecordItem, ReleaseState
 from app.staff import services
 from app.staff.forms import FindPatientForm, ReleaseForm, VisitSummaryForm, WithholdForm
@@ -46,18 +47,22 @@ def find() -> Response:
 
 @bp.route("/pasient/<int:person_id>")
 def patient(person_id: int) -> Response:
+    """What the clinician's organisations hold: what waits for release first, then everything,
+    newest first, a page at a time."""
     person = _patient(person_id)
     decision = policy.check(current_user, person, category="record")
-    held_first = case((RecordItem.release_state == ReleaseState.HELD, 0), else_=1)
-    items = list(
+    held = list(
         db.session.scalars(
             select(RecordItem)
-            .where(RecordItem.person_id == person.id, decision.items)
-            .order_by(held_first, RecordItem.effective_at.desc(), RecordItem.id.desc())
+            .where(RecordItem.person_id == person.id, decision.items, RecordItem.release_state == ReleaseState.HELD)
+            .order_by(RecordItem.effective_at.desc(), RecordItem.id.desc())
             .limit(200)
         )
     )
-    return htmx.render("staff/patient.html", person=person, items=items, active_tab="record")
+    page = record_services.page_of(
+        select(RecordItem).where(RecordItem.person_id == person.id, decision.items), request.args.get("etter")
+    )
+    return htmx.render("staff/patient.html", person=person, held=held, pager=page, active_tab="record")
 
 
 def _item(item_id: int, action: str):  # type: ignore[no-untyped-def]
