@@ -424,7 +424,7 @@ def test_dr_lund_releases_a_held_result_with_a_comment_and_kari_reads_it(
         assert "Venter på frigivelse fra behandler" in page.locator("main .item-row").first.inner_text()
         shot(page, "staff-patient")
         assert axe(page) == []
-        page.locator(f"a[href='/ansatt/element/{held.id}']").click()
+        page.locator(f"a[href='/ansatt/element/{held.id}']").first.click()  # listed under 'Venter på frigivelse' first
         page.wait_for_url(f"{live_server}/ansatt/element/{held.id}")
         assert page.get_by_role("heading", name="Frigi til pasienten").is_visible()
         assert page.get_by_role("heading", name="Hold tilbake", exact=True).is_visible()
