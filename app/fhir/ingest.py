@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
+import psycopg
 from flask import current_app
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from app import clock
 from app.access.services import audit
@@ -32,7 +33,7 @@ from app.fhir import mapping
 from app.fhir.validate import BundleRefused, Issue, check_bundle, parse_json, validate_entries
 from app.people.models import Person, PersonIdentifier
 from app.people.nin import parse_nin
-from app.record.models import FhirClient, ItemKind, RecordContent, RecordItem, ReleaseState
+from app.record.models import FhirClient, ItemKind, RecordContent, RecordItem, ReleasePolicy, ReleaseState
 from app.record.release import RuleBook, emit_released, initial_state
 
 CHUNK = 500
@@ -72,7 +73,11 @@ def source_patient_system(client: FhirClient) -> str:
     return f"urn:varde:source:{client.source_system}:Patient"
 
 
-def _find_by_identifiers(identifiers: list[dict[str, Any]], demo: bool) -> int | None:
+def _find_by_identifiers(identifiers: list[dict[str, Any]], demo: bool, label: str) -> int | None:
+    """The one person these identifiers name, or None. The national id decides; any identifier
+    naming someone else refuses the bundle (409) rather than risk filing data on the wrong person."""
+    by_nin: set[int] = set()
+    by_other: set[int] = set()
     for ident in identifiers:
         system, value = ident.get("system"), (ident.get("value") or "").strip()
         if not value:
@@ -83,15 +88,31 @@ def _find_by_identifiers(identifiers: list[dict[str, Any]], demo: bool) -> int |
             except ValueError:
                 continue
             person_id = db.session.scalar(select(Person.id).where(Person.national_id == nin))
+            if person_id is not None:
+                by_nin.add(person_id)
         else:
             person_id = db.session.scalar(
                 select(PersonIdentifier.person_id).where(
                     PersonIdentifier.system == system, PersonIdentifier.value == value
                 )
             )
-        if person_id is not None:
-            return person_id
-    return None
+            if person_id is not None:
+                by_other.add(person_id)
+    found = by_nin | by_other
+    if len(found) > 1:
+        raise BundleRefused(
+            409,
+            [
+                Issue(
+                    "error",
+                    "conflict",
+                    f"{label}: identifikatorene peker på ulike personer i Varde. Ingenting ble lagret; "
+                    "rett identifikatorene i kildesystemet.",
+                    ["Patient.identifier"],
+                )
+            ],
+        )
+    return next(iter(found), None)
 
 
 def match_patients(resources: list[dict[str, Any]], full_urls: list[str | None], client: FhirClient) -> dict[str, int]:
@@ -110,7 +131,7 @@ def match_patients(resources: list[dict[str, Any]], full_urls: list[str | None],
         identifiers = list(resource.get("identifier") or [])
         if rid:
             identifiers.append({"system": own_system, "value": rid})
-        person_id = _find_by_identifiers(identifiers, demo)
+        person_id = _find_by_identifiers(identifiers, demo, f"Patient/{rid}")
         if person_id is None:
             unknown.append(
                 Issue(
@@ -194,11 +215,17 @@ def import_bundle(raw: bytes | str | dict[str, Any], client: FhirClient) -> Impo
         )
         db.session.execute(update(FhirClient).where(FhirClient.id == client.id).values(last_used_at=clock.utcnow()))
         db.session.commit()
-    except IntegrityError:
-        # Another bundle from the same source stored one of these resources a moment ago.
+    except (IntegrityError, psycopg.IntegrityError):
+        # Another bundle from the same source stored one of these resources a moment ago (the
+        # PostgreSQL fast path raises psycopg's own error, not SQLAlchemy's).
         db.session.rollback()
         raise BundleRefused(
             409, [Issue("error", "conflict", "En annen bundel endret de samme ressursene samtidig. Send på nytt.")]
+        ) from None
+    except (DataError, psycopg.DataError) as exc:
+        db.session.rollback()
+        raise BundleRefused(
+            422, [Issue("error", "too-long", f"En verdi passer ikke i Varde: {str(exc).splitlines()[0][:200]}")]
         ) from None
     except BaseException:
         db.session.rollback()
@@ -220,10 +247,15 @@ def _store(
     canonical: dict[str, str] = {}
     mapped: list[tuple[mapping.Mapped, dict[str, Any], int]] = []
     errors: list[Issue] = []
+    seen: set[str] = set()
     for resource, full_url in zip(resources, full_urls, strict=True):
         key = f"{resource['resourceType']}/{resource.get('id')}"
         if full_url:
             canonical[full_url] = key
+        if resource.get("id") and key in seen:
+            errors.append(Issue("error", "duplicate", f"{key} står flere ganger i bundelen.", [key]))
+            continue
+        seen.add(key)
         m = mapping.map_resource(resource, resolver)
         if m is None:
             if resource["resourceType"] != "Patient":
@@ -247,7 +279,33 @@ def _store(
     if errors:
         raise BundleRefused(422, errors)
 
-    existing = _existing(client.source_system, [(m.source_type, m.source_id) for m, _r, _p in mapped])
+    person_of = {f"{m.source_type}/{m.source_id}": p for m, _r, p in mapped}
+    report_of: dict[str, str] = {}  # result -> the report it was reported in
+    for m, _r, person_id in mapped:
+        key = f"{m.source_type}/{m.source_id}"
+        for ref in [m.encounter_ref, *m.result_refs]:
+            target = canonical.get(ref, ref) if ref else None
+            if target in person_of and person_of[target] != person_id:
+                errors.append(
+                    Issue("error", "conflict", f"{key} viser til {target}, som gjelder en annen pasient.", [key])
+                )
+        if m.kind is ItemKind.REPORT:
+            for ref in m.result_refs:
+                report_of[canonical.get(ref, ref)] = key
+    if errors:
+        raise BundleRefused(422, errors)
+    policies = {
+        f"{m.source_type}/{m.source_id}": rules.match(
+            client.organisation_id, m.kind.value, m.columns.get("category"), m.columns.get("code")
+        )
+        for m, _r, _p in mapped
+    }
+    for result_key, report_key in report_of.items():
+        # A result is held at least as long as the report it belongs to.
+        if result_key in policies and report_key in policies:
+            policies[result_key] = stricter(policies[result_key], policies[report_key])
+
+    existing = _existing(client.source_system, [(m.source_type, m.source_id) for m, _r, _p in mapped], for_update=True)
     new_rows: list[dict[str, Any]] = []
     new_content: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
@@ -260,9 +318,7 @@ def _store(
         resource_json, digest = _canonical(resource)
         version, updated = _version_key(resource)
         old = existing.get((m.source_type, m.source_id))
-        policy, hold_days = rules.match(
-            client.organisation_id, m.kind.value, m.columns.get("category"), m.columns.get("code")
-        )
+        policy, hold_days = policies[key]
         content = {
             "text": m.text,
             "content_type": m.content_type,
@@ -289,12 +345,23 @@ def _store(
             elif old.release_state not in (ReleaseState.RELEASED, ReleaseState.HELD):
                 state, due, released_at = initial_state(policy, hold_days, final=m.final, withdrawn=False, now=now)
                 if state is ReleaseState.RELEASED:
-                    to_emit.append((key, person_id, m.kind))
                     result.released += 1
-                    announced = True
-            changed_rows.append(
-                {"id": old.id, **_row(m, now, version, updated, digest, policy, state, due, released_at, announced)}
-            )
+                    if old.withheld_at is None:  # a withheld item is released quietly
+                        to_emit.append((key, person_id, m.kind))
+                        announced = True
+            row = {"id": old.id, **_row(m, now, version, updated, digest, policy, state, due, released_at, announced)}
+            row["section"] = "in_report" if old.report_id and m.kind is ItemKind.RESULT else _section(m.kind)
+            # Release columns are written only when this version changes them, so a release by a
+            # clinician or the worker in the meantime is never undone.
+            for column, before in (
+                ("release_state", old.release_state),
+                ("release_due_at", old.release_due_at),
+                ("released_at", old.released_at),
+                ("announced", old.announced),
+            ):
+                if row[column] == before:
+                    del row[column]
+            changed_rows.append(row)
             changed_content.append({"item_id": old.id, **{k: v for k, v in content.items() if k != "resource_json"}})
             result.updated += 1
             continue
@@ -312,7 +379,7 @@ def _store(
                 "source_system": client.source_system,
                 "source_type": m.source_type,
                 "source_id": m.source_id,
-                "section": "results" if m.kind in (ItemKind.RESULT, ItemKind.REPORT) else m.kind.value,
+                "section": _section(m.kind),
                 **_row(m, now, version, updated, digest, policy, state, due, released_at, announced),
                 "hidden_from_guardians": False,
                 "created_at": now,
@@ -321,12 +388,14 @@ def _store(
         new_content.append(content)
         result.created += 1
 
-    _insert_new(new_rows, new_content, mapped, canonical, ids)
+    _insert_new(new_rows, new_content, mapped, report_of, canonical, ids)
     if changed_rows:
+        changed_rows.sort(key=lambda r: r["id"])  # one lock order for every writer
+        changed_content.sort(key=lambda r: r["item_id"])
         db.session.execute(update(RecordItem), changed_rows)
         db.session.execute(update(RecordContent), changed_content)
 
-    in_announced_report = _link(mapped, canonical, ids, client.source_system, {k for k, _p, _k in to_emit})
+    in_announced_report = _link(mapped, canonical, ids, client.source_system, {k for k, _p, _k in to_emit}, person_of)
     if in_announced_report:
         # The report is the news; its results released with it are listed under it.
         db.session.execute(
@@ -343,17 +412,13 @@ def _insert_new(
     rows: list[dict[str, Any]],
     contents: list[dict[str, Any]],
     mapped: list[tuple[mapping.Mapped, dict[str, Any], int]],
+    report_of: dict[str, str],
     canonical: dict[str, str],
     ids: dict[str, int],
 ) -> None:
     """Insert new items visits first, then reports, then the rest, so each row is inserted with
     its visit and report already linked (no second pass over thousands of rows)."""
     by_key = {f"{m.source_type}/{m.source_id}": m for m, _r, _p in mapped}
-    report_of: dict[str, str] = {}
-    for m, _r, _p in mapped:
-        if m.kind is ItemKind.REPORT:
-            for ref in m.result_refs:
-                report_of[canonical.get(ref, ref)] = f"{m.source_type}/{m.source_id}"
     order = {ItemKind.ENCOUNTER: 0, ItemKind.REPORT: 1}
     pending = sorted(zip(rows, contents, strict=True), key=lambda rc: order.get(rc[0]["kind"], 2))
     for stage in (0, 1, 2):
@@ -440,6 +505,20 @@ def _insert_contents(contents: list[dict[str, Any]]) -> None:
     )
 
 
+def _section(kind: ItemKind) -> str:
+    return "results" if kind in (ItemKind.RESULT, ItemKind.REPORT) else kind.value
+
+
+STRICTNESS = {ReleasePolicy.IMMEDIATE: 0, ReleasePolicy.HELD: 1, ReleasePolicy.CLINICIAN: 2, ReleasePolicy.NEVER: 3}
+
+
+def stricter(a: tuple[ReleasePolicy, int], b: tuple[ReleasePolicy, int]) -> tuple[ReleasePolicy, int]:
+    """The stricter of two (policy, hold days); two holds wait for the longer."""
+    if a[0] is b[0]:
+        return a[0], max(a[1], b[1])
+    return a if STRICTNESS[a[0]] > STRICTNESS[b[0]] else b
+
+
 def _row(
     m: mapping.Mapped,
     now: datetime,
@@ -485,32 +564,38 @@ def _columns(m: mapping.Mapped, now: Any) -> dict[str, Any]:
     }
 
 
-def _existing(source_system: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+def _existing(
+    source_system: str, keys: list[tuple[str, str]], *, for_update: bool = False
+) -> dict[tuple[str, str], Any]:
     """The items already stored for these (type, id) keys of one source, by key.
 
     Looked up by id only (the unique index leads with source system and id) and matched on type
     here: a row-value IN list of hundreds of pairs costs PostgreSQL more to plan than to run.
+    With ``for_update`` PostgreSQL locks the rows until the bundle commits, so a concurrent
+    bundle waits instead of writing over this one (SQLite has a single writer anyway).
     """
     wanted = set(keys)
     ids = sorted({source_id for _type, source_id in keys})
     found: dict[tuple[str, str], Any] = {}
     for start in range(0, len(ids), CHUNK):
-        rows = db.session.execute(
-            select(
-                RecordItem.id,
-                RecordItem.person_id,
-                RecordItem.source_type,
-                RecordItem.source_id,
-                RecordItem.content_hash,
-                RecordItem.source_version,
-                RecordItem.source_updated_at,
-                RecordItem.release_state,
-                RecordItem.release_due_at,
-                RecordItem.released_at,
-                RecordItem.announced,
-            ).where(RecordItem.source_system == source_system, RecordItem.source_id.in_(ids[start : start + CHUNK]))
-        ).all()
-        for row in rows:
+        query = select(
+            RecordItem.id,
+            RecordItem.person_id,
+            RecordItem.source_type,
+            RecordItem.source_id,
+            RecordItem.content_hash,
+            RecordItem.source_version,
+            RecordItem.source_updated_at,
+            RecordItem.release_state,
+            RecordItem.release_due_at,
+            RecordItem.released_at,
+            RecordItem.announced,
+            RecordItem.withheld_at,
+            RecordItem.report_id,
+        ).where(RecordItem.source_system == source_system, RecordItem.source_id.in_(ids[start : start + CHUNK]))
+        if for_update:
+            query = query.order_by(RecordItem.id).with_for_update()
+        for row in db.session.execute(query).all():
             if (row.source_type, row.source_id) in wanted:
                 found[(row.source_type, row.source_id)] = row
     return found
@@ -522,44 +607,47 @@ def _link(
     ids: dict[str, int],
     source_system: str,
     announced_now: set[str],
+    person_of: dict[str, int],
 ) -> set[int]:
-    """Set each item's visit (encounter_id) and each result's report (report_id).
+    """Set each item's visit (encounter_id) and each result's report (report_id), also when the
+    other end came in an earlier bundle from the same source. A reference to another patient's
+    item refuses the bundle.
 
     Returns the ids of results announced now whose report is announced now too.
     """
-    together: set[int] = set()
-    wanted: dict[int, dict[str, int | None]] = {}
-    missing: set[str] = set()
-
-    def target(ref: str | None) -> str | None:
-        if not ref:
-            return None
-        key = canonical.get(ref, ref)
-        if key not in ids and "/" in key:
-            missing.add(key)
-        return key
-
-    pending: list[tuple[int, str, str | None]] = []
+    refs: list[tuple[str, str, str]] = []  # (item key, "encounter" or "report_of", target key)
     for m, _resource, _person in mapped:
-        item_id = ids[f"{m.source_type}/{m.source_id}"]
+        key = f"{m.source_type}/{m.source_id}"
         if m.encounter_ref:
-            pending.append((item_id, "encounter_id", target(m.encounter_ref)))
-        report_key = f"{m.source_type}/{m.source_id}"
+            refs.append((key, "encounter", canonical.get(m.encounter_ref, m.encounter_ref)))
         for ref in m.result_refs:
-            key = target(ref)
-            if key in ids:
-                wanted.setdefault(ids[key], {}).update(report_id=item_id, section="in_report")
-                if key in announced_now and report_key in announced_now:
-                    together.add(ids[key])
-    # References to items stored by earlier bundles from the same source.
+            refs.append((key, "report_of", canonical.get(ref, ref)))
+    # Items stored by earlier bundles from the same source, looked up once.
+    missing = {t for _k, _c, t in refs if t not in ids and "/" in t}
     if missing:
-        for key, row in _existing(source_system, [tuple(k.split("/", 1)) for k in missing]).items():  # type: ignore[misc]
-            ids["/".join(key)] = row.id
-    for item_id, column, key in pending:
-        if key in ids:
-            wanted.setdefault(item_id, {})[column] = ids[key]
+        found = _existing(source_system, [tuple(k.split("/", 1)) for k in missing])  # type: ignore[misc]
+        for (rtype, rid), row in found.items():
+            ids[f"{rtype}/{rid}"] = row.id
+            person_of[f"{rtype}/{rid}"] = row.person_id
+    wanted: dict[int, dict[str, Any]] = {}
+    together: set[int] = set()
+    errors: list[Issue] = []
+    for key, what, target in refs:
+        if target not in ids:
+            continue
+        if person_of.get(target) != person_of[key]:
+            errors.append(Issue("error", "conflict", f"{key} viser til {target}, som gjelder en annen pasient.", [key]))
+            continue
+        if what == "encounter":
+            wanted.setdefault(ids[key], {})["encounter_id"] = ids[target]
+        else:  # key is a report listing target among its results
+            wanted.setdefault(ids[target], {}).update(report_id=ids[key], section="in_report")
+            if target in announced_now and key in announced_now:
+                together.add(ids[target])
+    if errors:
+        raise BundleRefused(422, errors)
     # Only what changes: a repeated bundle must not touch a single row.
-    wanted_ids = list(wanted)
+    wanted_ids = sorted(wanted)
     for start in range(0, len(wanted_ids), CHUNK):
         for row in db.session.execute(
             select(RecordItem.id, RecordItem.encounter_id, RecordItem.report_id).where(
@@ -573,5 +661,7 @@ def _link(
             ):
                 del wanted[row.id]
     if wanted:
-        db.session.execute(update(RecordItem), [{"id": item_id, **values} for item_id, values in wanted.items()])
+        db.session.execute(
+            update(RecordItem), [{"id": item_id, **values} for item_id, values in sorted(wanted.items())]
+        )
     return together

@@ -34,14 +34,17 @@ def parse_datetime(value: str | None) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware UTC datetime (a bare date is midnight in Oslo)."""
     if not value:
         return None
-    m = _DATE.match(value)
-    if m:
-        d = date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
-        return datetime.combine(d, time(), OSLO).astimezone(UTC)
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=OSLO)
-    return dt.astimezone(UTC)
+    try:
+        m = _DATE.match(value)
+        if m:
+            d = date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+            return datetime.combine(d, time(), OSLO).astimezone(UTC)
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=OSLO)
+        return dt.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None  # valid FHIR (year 0001, say) that no clock here can hold: date unknown
 
 
 def concept_text(concept: dict[str, Any] | None) -> str | None:

@@ -10,6 +10,7 @@ OperationOutcome rather than refusing the bundle, as FHIR's robustness advice fo
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -105,6 +106,8 @@ def parse_json(raw: bytes | str) -> Any:
     except (UnicodeDecodeError, ValueError) as exc:
         where = f" (linje {exc.lineno}, kolonne {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise BundleRefused(400, [Issue("fatal", "structure", f"Ugyldig JSON{where}: {exc}")]) from None
+    except RecursionError:
+        raise BundleRefused(400, [Issue("fatal", "structure", "JSON-en er nestet for dypt.")]) from None
 
 
 def check_bundle(bundle: Any, max_entries: int) -> list[dict[str, Any]]:
@@ -150,6 +153,26 @@ def _path(resource_type: str, loc: tuple[Any, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"
     return out
+
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _limits(resource: dict[str, Any], label: str) -> list[Issue]:
+    """What fhir.resources leaves open and Varde's columns need: FHIR's own id rule (64
+    characters), a version id of at most 64, attachment types of at most 100 characters."""
+    issues = []
+    rid = resource.get("id")
+    if rid is not None and not (isinstance(rid, str) and FHIR_ID.fullmatch(rid)):
+        issues.append(Issue("error", "invalid", f"{label[:80]}: id må være 1–64 tegn (A–Z, a–z, 0–9, - og .).", ["id"]))
+    version = (resource.get("meta") or {}).get("versionId")
+    if isinstance(version, str) and len(version) > 64:
+        issues.append(Issue("error", "invalid", f"{label[:80]}: meta.versionId er lengre enn 64 tegn.", ["meta"]))
+    attachments = [c.get("attachment") or {} for c in resource.get("content") or [] if isinstance(c, dict)]
+    attachments += [a for a in resource.get("presentedForm") or [] if isinstance(a, dict)]
+    if any(len(str(a.get("contentType") or "")) > 100 for a in attachments):
+        issues.append(Issue("error", "invalid", f"{label[:80]}: contentType er lengre enn 100 tegn.", ["contentType"]))
+    return issues
 
 
 @cache
@@ -204,9 +227,10 @@ def validate_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
                     path = _path(rtype, p["loc"])
                     warnings.append(Issue("warning", "structure", f"{label}: ukjent element {path} ble utelatt."))
                     _drop(resource, p["loc"])
-            except (TypeError, ValueError) as exc:
-                errors.append(Issue("error", "invalid", f"{label}: {exc}", [where]))
+            except (TypeError, ValueError, KeyError, RecursionError) as exc:
+                errors.append(Issue("error", "invalid", f"{label}: {str(exc)[:300]}", [where]))
                 break
+        errors.extend(_limits(resource, label))
         allowed = REQUIRED_STATUS.get(rtype)
         if allowed is not None and resource.get("status") not in allowed:
             errors.append(

@@ -110,27 +110,43 @@ def emit_released(item_id: int, person_id: int, kind: ItemKind | str) -> None:
 
 
 def release(item: RecordItem, *, by_user_id: int | None, comment: str | None = None) -> bool:
-    """Release one held item now. Returns False (and changes nothing) when it was not held.
+    """Release one held item now. Returns False (and changes nothing) when it was not held, or
+    when it is withheld from the patient (lift the withholding first).
 
-    A conditional UPDATE, so two clinicians (or a clinician and the timer) cannot both release it.
+    A conditional UPDATE, so two clinicians (or a clinician and the timer) cannot both release
+    it. Releasing a report releases the held results in it too; the report's event covers them.
     """
     now = clock.utcnow()
+    values = {
+        "release_state": ReleaseState.RELEASED,
+        "released_at": now,
+        "released_by_id": by_user_id,
+        "release_due_at": None,
+        "updated_at": now,
+    }
     result = db.session.execute(
         update(RecordItem)
-        .where(RecordItem.id == item.id, RecordItem.release_state == ReleaseState.HELD)
-        .values(
-            release_state=ReleaseState.RELEASED,
-            released_at=now,
-            released_by_id=by_user_id,
-            release_comment=comment or None,
-            release_due_at=None,
-            announced=True,
-            updated_at=now,
+        .where(
+            RecordItem.id == item.id,
+            RecordItem.release_state == ReleaseState.HELD,
+            RecordItem.withheld_at.is_(None),
         )
+        .values(**values, release_comment=comment or None, announced=True)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         return False
+    if item.kind is ItemKind.REPORT:
+        db.session.execute(
+            update(RecordItem)
+            .where(
+                RecordItem.report_id == item.id,
+                RecordItem.person_id == item.person_id,
+                RecordItem.release_state == ReleaseState.HELD,
+            )
+            .values(**values, announced=False)
+            .execution_options(synchronize_session=False)
+        )
     emit_released(item.id, item.person_id, item.kind)
     db.session.expire(item)
     return True
@@ -146,7 +162,7 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
     released = 0
     while True:
         due = db.session.execute(
-            select(RecordItem.id, RecordItem.person_id, RecordItem.kind)
+            select(RecordItem.id, RecordItem.person_id, RecordItem.kind, RecordItem.withheld_at)
             .where(RecordItem.release_state == ReleaseState.HELD, RecordItem.release_due_at <= now)
             .order_by(RecordItem.release_due_at, RecordItem.id)
             .limit(batch)
@@ -154,7 +170,7 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
         if not due:
             return released
         released_now: list[int] = []
-        for item_id, person_id, kind in due:
+        for item_id, person_id, kind, withheld_at in due:
             result = db.session.execute(
                 update(RecordItem)
                 .where(RecordItem.id == item_id, RecordItem.release_state == ReleaseState.HELD)
@@ -162,13 +178,14 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
                     release_state=ReleaseState.RELEASED,
                     released_at=now,
                     release_due_at=None,
-                    announced=True,
+                    announced=withheld_at is None,
                     updated_at=now,
                 )
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 1:
-                emit_released(item_id, person_id, kind)
+                if withheld_at is None:  # a withheld item is released quietly: no news, no event
+                    emit_released(item_id, person_id, kind)
                 released_now.append(item_id)
                 released += 1
         if released_now:
