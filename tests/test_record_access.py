@@ -197,3 +197,31 @@ def test_pages_make_the_same_number_of_queries_whatever_the_history(client, logi
         big[path] = _queries(client, path)
     assert big == small
     assert max(big.values()) <= 12
+
+
+@pytest.mark.usefixtures("records")
+def test_a_staff_search_is_audited_and_shown_to_the_patient(client, app, login_as, kari, dr_lund, org):
+    factories.works_at(dr_lund, org)
+    login_as(dr_lund)
+    assert "Kari Nordmann" in client.get("/ansatt?q=Kari").get_data(as_text=True)
+    patient = app.test_client()
+    login_as(kari, patient)
+    page = patient.get("/journal/hvem-har-sett").get_data(as_text=True)
+    assert "fant deg i et pasientsøk" in page and org.name in page
+
+
+@pytest.mark.usefixtures("records")
+def test_a_download_keeps_its_sandbox_and_unknown_types_are_only_bytes(client, login_as, kari):
+    from app.record.models import RecordContent
+
+    document = _items(kari.person, ItemKind.DOCUMENT)[0]
+    login_as(kari)
+    response = client.get(item_url(document.id, ItemKind.DOCUMENT) + "/fil")
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert response.mimetype == "application/pdf"
+    content = db.session.get(RecordContent, document.id)
+    content.content_type = "image/svg+xml"
+    db.session.commit()
+    response = client.get(item_url(document.id, ItemKind.DOCUMENT) + "/fil")
+    assert response.mimetype == "application/octet-stream"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Flask, Response, abort, g
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import ColumnElement, and_, select
 
 from app.access.services import audit
 from app.auth.models import Role, StaffMembership, User
@@ -64,14 +64,19 @@ def staff_organisation_ids(user: User) -> tuple[int, ...]:
     )
 
 
-def has_care_relation(org_ids: tuple[int, ...], patient: Person) -> bool:
+def care_organisation(org_ids: tuple[int, ...], patient: Person) -> int | None:
+    """One of ``org_ids`` that holds items about the patient (the care relation), or None."""
     if not org_ids:
-        return False
-    return bool(
-        db.session.scalar(
-            select(exists().where(RecordItem.person_id == patient.id, RecordItem.organisation_id.in_(org_ids)))
-        )
+        return None
+    return db.session.scalar(
+        select(RecordItem.organisation_id)
+        .where(RecordItem.person_id == patient.id, RecordItem.organisation_id.in_(org_ids))
+        .limit(1)
     )
+
+
+def has_care_relation(org_ids: tuple[int, ...], patient: Person) -> bool:
+    return care_organisation(org_ids, patient) is not None
 
 
 def patient_visible() -> ColumnElement[bool]:
@@ -113,7 +118,9 @@ def check(
     decision = None if mismatched else _decide(viewer, patient, item)
     organisation_id = None
     if decision is not None and not decision.is_patient:
-        organisation_id = item.organisation_id if item is not None else (decision.organisation_ids or (None,))[0]
+        organisation_id = (
+            item.organisation_id if item is not None else care_organisation(decision.organisation_ids or (), patient)
+        )
     audit(
         f"{action}_{item.kind.value}" if item is not None else f"{action}_{category}",
         actor_user_id=viewer.id,
@@ -149,6 +156,23 @@ def load_item(
         db.session.commit()
         abort(404)
     return item, check(viewer, patient, item=item, action=action)
+
+
+def audit_search(viewer: User, found: list[Person], org_ids: tuple[int, ...]) -> None:
+    """A patient search tells staff who has a care relation: each person found gets an audit row
+    (shown in their "who has seen my record")."""
+    for person in found:
+        audit(
+            "search_patient",
+            actor_user_id=viewer.id,
+            subject_person_id=person.id,
+            object_type="search",
+            outcome="ok",
+            basis="care_relation",
+            organisation_id=care_organisation(org_ids, person),
+        )
+    if found:
+        g.audit_pending = True
 
 
 def current_patient(viewer: User) -> Person:

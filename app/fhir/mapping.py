@@ -371,7 +371,15 @@ def _report(r: dict[str, Any], res: Resolver) -> Mapped:
             ),
             "author_name": performer,
         },
-        data={k: v for k, v in {"conclusion": r.get("conclusion"), "has_pdf": binary is not None}.items() if v},
+        data={
+            k: v
+            for k, v in {
+                "conclusion": r.get("conclusion"),
+                "has_file": binary is not None,
+                "file_type": content_type if binary else None,
+            }.items()
+            if v
+        },
         text="\n\n".join(text_parts) or None,
         content_type=content_type,
         binary=binary,
@@ -414,6 +422,7 @@ def _document_reference(r: dict[str, Any], res: Resolver) -> Mapped:
                 "description": r.get("description"),
                 "superseded": r["status"] == "superseded",
                 "size": len(binary) if binary else None,
+                "file_type": content_type if binary else None,
             }.items()
             if v
         },

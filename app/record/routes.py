@@ -208,8 +208,10 @@ def _download(item) -> Response:  # type: ignore[no-untyped-def]
     content = services.content_of(item)
     if content is None or content.binary is None:
         abort(404)
+    # Only types Varde knows are served as themselves; anything else is just bytes to save.
     extension = {"application/pdf": "pdf"}.get(content.content_type or "", "bin")
-    response = Response(content.binary, mimetype=content.content_type or "application/octet-stream")
+    mimetype = "application/pdf" if extension == "pdf" else "application/octet-stream"
+    response = Response(content.binary, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="varde-dokument-{item.id}.{extension}"'
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
@@ -296,6 +298,7 @@ AUDIT_WORDS = {
     "record": lambda: _("så oversikten over journalen"),
     "export": lambda: _("tok ut en kopi av journalen"),
     "record_item": lambda: _("åpnet en opplysning"),
+    "search": lambda: _("fant deg i et pasientsøk"),
 }
 
 

@@ -160,12 +160,17 @@ def trend(decision: Decision, patient: Person, item: RecordItem, limit: int = 60
     rows = list(
         db.session.scalars(
             _of_kind(decision, patient, ItemKind.RESULT)
-            .where(RecordItem.code == item.code)
+            .where(RecordItem.code == item.code, RecordItem.code_system == item.code_system)
             .order_by(RecordItem.effective_at.desc(), RecordItem.id.desc())
             .limit(limit)
         )
     )
-    rows = [r for r in rows if r.data.get("value") is not None and not r.data.get("date_unknown")]
+    unit = item.data.get("unit")
+    rows = [
+        r
+        for r in rows
+        if r.data.get("value") is not None and not r.data.get("date_unknown") and r.data.get("unit") == unit
+    ]
     return list(reversed(rows)) if len(rows) > 1 else []
 
 

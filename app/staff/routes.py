@@ -42,6 +42,7 @@ def find() -> Response:
     if request.args and form.validate():
         org_ids = policy.staff_organisation_ids(current_user)
         found = services.find_patients(org_ids, form.q.data, current_app.config["DEMO_MODE"])
+        policy.audit_search(current_user, found, org_ids)
     return htmx.render("staff/find.html", "staff/_found.html", form=form, found=found, active_tab="record")
 
 

@@ -51,7 +51,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         h = response.headers
-        h["Content-Security-Policy"] = content_security_policy(csp_nonce())
+        if "Content-Security-Policy" not in h:  # a download sets its own, stricter one
+            h["Content-Security-Policy"] = content_security_policy(csp_nonce())
         h.update(fixed)
         if response.status_code >= 400 or not request.path.startswith(STATIC_PREFIXES):
             # Pages carry health data or CSRF tokens: never stored by the browser or a proxy.
