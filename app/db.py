@@ -69,12 +69,19 @@ def str_enum(cls: type[StrEnum]) -> Enum:
     )
 
 
+def _unicode_lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def configure_sqlite(engine: object) -> None:
     """SQLite as a serious database: enforce foreign keys, wait for locks, let readers run during writes."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # SQLite's own lower() folds only ASCII; searches for "Øyvind" or "Ærlig" need all of Unicode
+        # (PostgreSQL's lower() already does this).
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=5000")

@@ -225,3 +225,15 @@ def test_a_download_keeps_its_sandbox_and_unknown_types_are_only_bytes(client, l
     response = client.get(item_url(document.id, ItemKind.DOCUMENT) + "/fil")
     assert response.mimetype == "application/octet-stream"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_searches_fold_norwegian_letters_on_every_database(client, login_as, dr_lund, org, source):
+    oystein = factories.patient("Øystein", "Ødegård", age=50, username="oystein", with_totp=True)
+    factories.record(oystein.person, source, prefix="o", results=3, notes=0, years=1)
+    factories.works_at(dr_lund, org)
+    login_as(dr_lund)
+    assert "Øystein Ødegård" in client.get("/ansatt?q=øystein ØDEGÅRD").get_data(as_text=True)
+    login_as(oystein)
+    title = _items(oystein.person, ItemKind.RESULT)[0].title
+    html = client.get(f"/journal/prover?q={title.upper()}").get_data(as_text=True)
+    assert "Ingen prøvesvar passer til søket." not in html and title in html

@@ -126,7 +126,7 @@ def results(
     """Results by date, grouped under their report. With a search: matching results, flat."""
     if search:
         q = _of_kind(decision, patient, ItemKind.RESULT).where(
-            RecordItem.title.ilike(f"%{_like(search)}%", escape="\\")
+            func.lower(RecordItem.title).like(f"%{_like(search.lower())}%", escape="\\")
         )
     else:
         q = select(RecordItem).where(
