@@ -9,8 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask import g
 from flask_babel import format_date
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
 BAR_W, BAR_H = 300, 40
@@ -75,15 +77,30 @@ def flag(data: dict[str, Any]) -> str | None:
     return "normal"
 
 
+FLAG_WORDS = {
+    "critical": _l("Svært avvikende verdi. Legen din vil som regel ta kontakt."),
+    "high": _l("Høyere enn referanseområdet"),
+    "low": _l("Lavere enn referanseområdet"),
+    "abnormal": _l("Avvikende resultat"),
+    "normal": _l("Innenfor referanseområdet"),
+}
+
+
 def flag_words(data: dict[str, Any]) -> str | None:
-    """The interpretation in plain words."""
-    return {
-        "critical": _("Svært avvikende verdi. Legen din vil som regel ta kontakt."),
-        "high": _("Høyere enn referanseområdet"),
-        "low": _("Lavere enn referanseområdet"),
-        "abnormal": _("Avvikende resultat"),
-        "normal": _("Innenfor referanseområdet"),
-    }.get(flag(data) or "")
+    """The interpretation in plain words (only the one needed is translated: lists call this a lot)."""
+    words = FLAG_WORDS.get(flag(data) or "")
+    return str(words) if words is not None else None
+
+
+def item_date(when: datetime, fmt: str = "medium") -> str:
+    """A date in the user's language, formatted once per request and date (a report's results
+    share theirs, and lists show dozens)."""
+    cache = g.setdefault("_varde_dates", {})
+    key = (when, fmt)
+    text = cache.get(key)
+    if text is None:
+        text = cache[key] = format_date(when, fmt)
+    return text
 
 
 def range_bar(data: dict[str, Any]) -> Markup | None:

@@ -335,6 +335,7 @@ def record_helpers(state) -> None:  # type: ignore[no-untyped-def]
             "result_flag": present.flag,
             "range_text": present.range_text,
             "range_bar": present.range_bar,
+            "item_date": present.item_date,
             "kinds": ItemKind,
             "now": clock.utcnow,
         }

@@ -17,7 +17,7 @@ from app.db import db
 from app.people.models import Organisation, Person
 from app.record.models import ItemKind, RecordContent, RecordItem
 
-PAGE_SIZE = 30
+PAGE_SIZE = 20  # a phone screen or three; lists cost what they show
 RESULT_CATEGORIES = ("laboratory", "vital-signs", "imaging", "pathology", "survey", "social-history")
 CURRENT_MEDICATION = ("active", "on-hold", "draft", "unknown")
 

@@ -21,6 +21,7 @@ from app.db import db
 from app.people.models import OrganisationKind
 from app.record.models import ItemKind, RecordContent, RecordItem, ReleasePolicy, ReleaseRule, ReleaseState
 from app.record.present import range_text, value_text
+from app.record.services import PAGE_SIZE
 from tests import factories
 from tests.browser.conftest import CHROMIUM, FLAGS, PHONE
 
@@ -186,7 +187,7 @@ def test_kari_finds_filters_and_reads_her_results(page, live_server, kari, recor
         page.get_by_label("Type").select_option(label="Vitale målinger")
     page.wait_for_url(re.compile(r"kind=vital-signs"))
     page.wait_for_function("document.querySelectorAll('#results .report-group').length === 0")
-    assert titles(page, "#results") == ["Blodtrykk"] * min(len(vitals), 30)
+    assert titles(page, "#results") == ["Blodtrykk"] * min(len(vitals), PAGE_SIZE)
     page.get_by_label("Type").select_option(label="Alle typer")
     page.wait_for_url(re.compile(r"kind=(&|$)"))
 
@@ -245,14 +246,14 @@ def test_show_older_results_appends_the_next_page(page, live_server, kari, recor
         return page.eval_on_selector_all(rows, "lis => lis.map((li) => li.querySelector('a').getAttribute('href'))")
 
     before = shown()
-    assert len(before) == 30
+    assert len(before) == PAGE_SIZE
     with page.expect_response(re.compile(r"/journal/prover\?etter=")) as answer:
         page.get_by_role("link", name="Vis eldre prøvesvar").click()
     assert answer.value.request.headers.get("hx-request") == "true"
-    page.wait_for_function(f"document.querySelectorAll('{rows}').length > 30")
+    page.wait_for_function(f"document.querySelectorAll('{rows}').length > {PAGE_SIZE}")
     assert page.url == f"{live_server}/journal/prover"  # appended in place, no navigation
     after = shown()
-    assert after[:30] == before
+    assert after[:PAGE_SIZE] == before
     assert len(set(after)) == len(after)  # older rows, none repeated
     assert page.locator("#more-results").count() <= 1
     assert page.locator("#results > ul").count() == 1  # one list, not a list in a list
