@@ -155,39 +155,36 @@ def release(item: RecordItem, *, by_user_id: int | None, comment: str | None = N
 def release_due(now: datetime | None = None, batch: int = 500) -> int:
     """Release every held item whose time has come (the worker runs this every minute).
 
-    Each item is released by a conditional UPDATE and gets its event in the same transaction;
-    the batch commits together. Safe to run in several workers at once.
+    One conditional UPDATE … RETURNING per batch: only rows still held are released (so several
+    workers, or a clinician releasing at the same moment, never release one twice), and each
+    gets its event in the same transaction. A withheld item is released quietly: no news, no event.
     """
     now = now or clock.utcnow()
     released = 0
     while True:
-        due = db.session.execute(
-            select(RecordItem.id, RecordItem.person_id, RecordItem.kind, RecordItem.withheld_at)
+        due = (
+            select(RecordItem.id)
             .where(RecordItem.release_state == ReleaseState.HELD, RecordItem.release_due_at <= now)
             .order_by(RecordItem.release_due_at, RecordItem.id)
             .limit(batch)
-        ).all()
-        if not due:
-            return released
-        released_now: list[int] = []
-        for item_id, person_id, kind, withheld_at in due:
-            result = db.session.execute(
-                update(RecordItem)
-                .where(RecordItem.id == item_id, RecordItem.release_state == ReleaseState.HELD)
-                .values(
-                    release_state=ReleaseState.RELEASED,
-                    released_at=now,
-                    release_due_at=None,
-                    announced=withheld_at is None,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
+        )
+        rows = db.session.execute(
+            update(RecordItem)
+            .where(RecordItem.id.in_(due.scalar_subquery()), RecordItem.release_state == ReleaseState.HELD)
+            .values(
+                release_state=ReleaseState.RELEASED,
+                released_at=now,
+                release_due_at=None,
+                announced=RecordItem.withheld_at.is_(None),
+                updated_at=now,
             )
-            if result.rowcount == 1:
-                if withheld_at is None:  # a withheld item is released quietly: no news, no event
-                    emit_released(item_id, person_id, kind)
-                released_now.append(item_id)
-                released += 1
+            .returning(RecordItem.id, RecordItem.person_id, RecordItem.kind, RecordItem.withheld_at)
+            .execution_options(synchronize_session=False)
+        ).all()
+        released_now = [row.id for row in rows]
+        for row in rows:
+            if row.withheld_at is None:
+                emit_released(row.id, row.person_id, row.kind)
         if released_now:
             # A report released with its results is the news; the results are listed under it.
             db.session.execute(
@@ -197,5 +194,6 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
                 .execution_options(synchronize_session=False)
             )
         db.session.commit()
-        if len(due) < batch:
+        released += len(rows)
+        if len(rows) < batch:
             return released
