@@ -48,6 +48,7 @@ class Decision:
     organisation_ids: tuple[int, ...] | None  # None: any organisation
     items: ColumnElement[bool]  # the clause a list query must apply to record_item
     is_patient: bool
+    care_organisation_id: int | None = None  # staff: an organisation of theirs holding the patient's items
 
 
 def staff_organisation_ids(user: User) -> tuple[int, ...]:
@@ -75,10 +76,6 @@ def care_organisation(org_ids: tuple[int, ...], patient: Person) -> int | None:
     )
 
 
-def has_care_relation(org_ids: tuple[int, ...], patient: Person) -> bool:
-    return care_organisation(org_ids, patient) is not None
-
-
 def patient_visible() -> ColumnElement[bool]:
     return and_(RecordItem.release_state == ReleaseState.RELEASED, RecordItem.withheld_at.is_(None))
 
@@ -93,11 +90,12 @@ def _decide(viewer: User, patient: Person, item: RecordItem | None) -> Decision 
         return decision
     if viewer.role is Role.CLINICIAN:
         org_ids = staff_organisation_ids(viewer)
-        if not has_care_relation(org_ids, patient):
+        care_org = care_organisation(org_ids, patient)
+        if care_org is None:
             return None
         if item is not None and item.organisation_id not in org_ids:
             return None
-        return Decision("care_relation", org_ids, RecordItem.organisation_id.in_(org_ids), False)
+        return Decision("care_relation", org_ids, RecordItem.organisation_id.in_(org_ids), False, care_org)
     return None
 
 
@@ -118,9 +116,7 @@ def check(
     decision = None if mismatched else _decide(viewer, patient, item)
     organisation_id = None
     if decision is not None and not decision.is_patient:
-        organisation_id = (
-            item.organisation_id if item is not None else care_organisation(decision.organisation_ids or (), patient)
-        )
+        organisation_id = item.organisation_id if item is not None else decision.care_organisation_id
     audit(
         f"{action}_{item.kind.value}" if item is not None else f"{action}_{category}",
         actor_user_id=viewer.id,
