@@ -17,19 +17,18 @@ from app import clock
 from app.access.policy import Decision
 from app.db import db
 from app.people.models import Person
+from app.people.nin import nin_system
+from app.record import services
 from app.record.models import RecordContent, RecordItem
 
 PATIENT_KEYS = ("subject", "patient")
-DNUMBER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.2"
-FNR_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.1"
 
 
 def patient_resource(person: Person) -> dict[str, Any]:
-    is_d_number = int(person.national_id[0]) >= 4
     return {
         "resourceType": "Patient",
         "id": f"varde-{person.id}",
-        "identifier": [{"system": DNUMBER_SYSTEM if is_d_number else FNR_SYSTEM, "value": person.national_id}],
+        "identifier": [{"system": nin_system(person.national_id), "value": person.national_id}],
         "name": [{"family": person.family_name, "given": [person.given_name]}],
         "birthDate": person.birth_date.isoformat(),
     }
@@ -46,21 +45,16 @@ def record_bundle(decision: Decision, person: Person) -> dict[str, Any]:
             .order_by(RecordItem.effective_at, RecordItem.id)
         )
     )
-    for start in range(0, len(items), 500):
-        chunk = items[start : start + 500]
-        contents = {
-            c.item_id: c
-            for c in db.session.scalars(select(RecordContent).where(RecordContent.item_id.in_([i.id for i in chunk])))
-        }
-        for item in chunk:
-            content = contents.get(item.id)
-            resource = dict(content.resource) if content and content.resource else _made_here(item, content)
-            for key in PATIENT_KEYS:
-                if key in resource:
-                    resource[key] = {"reference": patient_url}
-            entries.append(
-                {"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'varde-item-{item.id}')}", "resource": resource}
-            )
+    contents = services.contents([i.id for i in items])
+    for item in items:
+        content = contents.get(item.id)
+        resource = dict(content.resource) if content and content.resource else _made_here(item, content)
+        for key in PATIENT_KEYS:
+            if key in resource:
+                resource[key] = {"reference": patient_url}
+        entries.append(
+            {"fullUrl": f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'varde-item-{item.id}')}", "resource": resource}
+        )
     return {
         "resourceType": "Bundle",
         "type": "collection",

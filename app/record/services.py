@@ -56,10 +56,6 @@ def _after(cursor: tuple[datetime, int] | None):  # type: ignore[no-untyped-def]
 
 def page_of(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ignore[no-untyped-def]
     """One newest-first page of ``query`` (which must already carry the policy's clause)."""
-    return _page(query, cursor, size)
-
-
-def _page(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ignore[no-untyped-def]
     condition = _after(decode_cursor(cursor))
     if condition is not None:
         query = query.where(condition)
@@ -136,7 +132,7 @@ def results(
         q = q.where(RecordItem.organisation_id == organisation_id)
     if category:
         q = q.where(RecordItem.category == category)
-    page = _page(q, cursor)
+    page = page_of(q, cursor)
     members: dict[int, list[RecordItem]] = {}
     report_ids = [i.id for i in page.items if i.kind is ItemKind.REPORT]
     if report_ids and not search:
@@ -197,11 +193,11 @@ def notes(decision: Decision, patient: Person, *, summaries_only: bool, cursor: 
     q = _base(decision, patient, ItemKind.NOTE)
     if summaries_only:
         q = q.where(RecordItem.data["visit_summary"].as_boolean().is_(True))
-    return _page(q, cursor)
+    return page_of(q, cursor)
 
 
 def visits(decision: Decision, patient: Person, cursor: str | None) -> Page:
-    return _page(_base(decision, patient, ItemKind.ENCOUNTER), cursor)
+    return page_of(_base(decision, patient, ItemKind.ENCOUNTER), cursor)
 
 
 def visit_items(decision: Decision, patient: Person, visit: RecordItem) -> list[RecordItem]:
@@ -239,7 +235,7 @@ def immunizations(decision: Decision, patient: Person) -> list[RecordItem]:
 
 
 def documents(decision: Decision, patient: Person, cursor: str | None) -> Page:
-    return _page(_base(decision, patient, ItemKind.DOCUMENT), cursor)
+    return page_of(_base(decision, patient, ItemKind.DOCUMENT), cursor)
 
 
 def content_of(item: RecordItem) -> RecordContent | None:
@@ -261,7 +257,7 @@ def mark_read(decision: Decision, item: RecordItem) -> None:
             .values(read_at=clock.utcnow())
             .execution_options(synchronize_session=False)
         )
-        db.session.commit()
+        # Committed with the request's audit row (access.policy commits after the response is built).
 
 
 def everything(decision: Decision, patient: Person) -> dict[ItemKind, list[RecordItem]]:
