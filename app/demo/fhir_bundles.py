@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.people.models import Person
+from app.people.nin import nin_system
 
-FNR = "urn:oid:2.16.578.1.12.4.1.4.1"
-DNR = "urn:oid:2.16.578.1.12.4.1.4.2"
 LOINC = "http://loinc.org"
 OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
 INTERP = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
@@ -130,7 +129,7 @@ class BundleMaker:
         self.entries: list[dict[str, Any]] = []
         self.counter = 0
         self.patient_url = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{prefix}-patient-{person.id}')}"
-        system = DNR if int(person.national_id[0]) >= 4 else FNR
+        system = nin_system(person.national_id)
         self._add(
             {
                 "resourceType": "Patient",

@@ -13,10 +13,11 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.people.nin import SYSTEM_DNR, SYSTEM_FNR
 from app.record.models import ItemKind
 
 OSLO = ZoneInfo("Europe/Oslo")
-NIN_SYSTEMS = {"urn:oid:2.16.578.1.12.4.1.4.1", "urn:oid:2.16.578.1.12.4.1.4.2"}
+NIN_SYSTEMS = {SYSTEM_FNR, SYSTEM_DNR}
 # LOINC codes of notes that summarise a visit or stay (shown as "besøksoppsummering").
 VISIT_SUMMARY_CODES = {"34133-9", "18842-5", "11490-0", "81218-0", "28570-0", "74208-0"}
 STORED_TYPES = {

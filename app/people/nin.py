@@ -109,6 +109,11 @@ def parse_nin(raw: str, *, allow_synthetic: bool = False) -> Nin:
     return Nin(value=value, kind=kind, synthetic=synthetic)
 
 
+def nin_system(stored: str) -> str:
+    """The FHIR identifier system of a stored (already valid) number: fødselsnummer or D-number."""
+    return SYSTEM_DNR if int(stored[0:2]) > D_NUMBER_DAY_OFFSET else SYSTEM_FNR
+
+
 def is_valid_nin(raw: str, *, allow_synthetic: bool = False) -> bool:
     try:
         parse_nin(raw, allow_synthetic=allow_synthetic)
