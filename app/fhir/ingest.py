@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from app import clock
 from app.access.services import audit
-from app.db import db
+from app.db import UTCDateTime, db
 from app.fhir import mapping
 from app.fhir.validate import BundleRefused, Issue, check_bundle, parse_json, validate_entries
 from app.people.models import Person, PersonIdentifier
@@ -476,11 +476,14 @@ def _insert_items(rows: list[dict[str, Any]]) -> list[int]:
         cursor.close()
 
 
+_UTC_COLUMN = UTCDateTime()
+
+
 def _pg_value(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return _UTC_COLUMN.process_bind_param(value, None)  # the column type's own conversion
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
     return value

@@ -14,7 +14,7 @@ from app.db import db
 from app.people.models import CareUnit, Person
 from app.record import release as release_service
 from app.record import services as record_services
-from app.record.models import RecordItem, ReleaseState
+from app.record.models import ItemKind, RecordItem, ReleaseState
 from app.staff import services
 from app.staff.forms import FindPatientForm, ReleaseForm, VisitSummaryForm, WithholdForm
 from app.web import htmx
@@ -70,23 +70,33 @@ def _item(item_id: int, action: str):  # type: ignore[no-untyped-def]
     item = db.session.get(RecordItem, item_id)
     if item is None:
         abort(404)
-    item, _decision = policy.load_item(current_user, item.person, item_id, tuple(k for k in _ALL_KINDS), action)
+    item, _decision = policy.load_item(current_user, item.person, item_id, ALL_KINDS, action)
     return item
 
 
-_ALL_KINDS = ("encounter", "result", "report", "note", "medication", "immunization", "document")
+ALL_KINDS = tuple(kind.value for kind in ItemKind)
+
+
+def _item_page(
+    record_item: RecordItem,
+    release_form: ReleaseForm | None = None,
+    withhold_form: WithholdForm | None = None,
+    status: int = 200,
+) -> Response:
+    """The item with its forms; a form that failed comes back with its messages (status 400)."""
+    return htmx.render(
+        "staff/item.html",
+        item=record_item,
+        release_form=release_form or ReleaseForm(),
+        withhold_form=withhold_form or WithholdForm(),
+        status=status,
+        active_tab="record",
+    )
 
 
 @bp.route("/element/<int:item_id>")
 def item(item_id: int) -> Response:
-    record_item = _item(item_id, "read")
-    return htmx.render(
-        "staff/item.html",
-        item=record_item,
-        release_form=ReleaseForm(),
-        withhold_form=WithholdForm(),
-        active_tab="record",
-    )
+    return _item_page(_item(item_id, "read"))
 
 
 @bp.route("/element/<int:item_id>/frigi", methods=["POST"])
@@ -94,14 +104,7 @@ def release(item_id: int) -> Response:
     record_item = _item(item_id, "release")
     form = ReleaseForm()
     if not form.validate_on_submit():
-        return htmx.render(
-            "staff/item.html",
-            item=record_item,
-            release_form=form,
-            withhold_form=WithholdForm(),
-            status=400,
-            active_tab="record",
-        )
+        return _item_page(record_item, release_form=form, status=400)
     if release_service.release(record_item, by_user_id=current_user.id, comment=(form.comment.data or "").strip()):
         db.session.commit()
         flash(_("Frigitt. Pasienten får beskjed."), "success")
@@ -115,14 +118,7 @@ def withhold(item_id: int) -> Response:
     record_item = _item(item_id, "withhold")
     form = WithholdForm()
     if not form.validate_on_submit():
-        return htmx.render(
-            "staff/item.html",
-            item=record_item,
-            release_form=ReleaseForm(),
-            withhold_form=form,
-            status=400,
-            active_tab="record",
-        )
+        return _item_page(record_item, withhold_form=form, status=400)
     services.withhold(record_item, reason=form.reason.data.strip(), scope=form.scope.data, by=current_user)
     flash(_("Holdt tilbake. Begrunnelsen er lagret."), "success")
     return htmx.redirect_to(url_for("staff.item", item_id=item_id))
