@@ -18,7 +18,6 @@ from app.people.models import Organisation, Person
 from app.record.models import ItemKind, RecordContent, RecordItem
 
 PAGE_SIZE = 20  # a phone screen or three; lists cost what they show
-RESULT_CATEGORIES = ("laboratory", "vital-signs", "imaging", "pathology", "survey", "social-history")
 CURRENT_MEDICATION = ("active", "on-hold", "draft", "unknown")
 
 
