@@ -15,13 +15,13 @@ run: install
 	$(BIN)/flask db upgrade
 	VARDE_DEMO=1 $(BIN)/flask demo
 	@echo "Varde runs at http://$(HOST):$(PORT) with its background worker  (stop both with Ctrl+C)"
-	@VARDE_DEMO=1 $(BIN)/huey_consumer app.tasks.huey --workers 2 --worker-type thread --quiet & worker=$$!; \
+	@VARDE_DEMO=1 $(BIN)/huey_consumer app.tasks.huey --workers 2 --worker-type thread --delay 0.1 --max-delay 0.5 --quiet & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	VARDE_DEMO=1 $(BIN)/gunicorn --workers 1 --threads 8 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 ## worker: the background worker alone (timed release; push delivery later), on Redis when REDIS_URL is set
 worker: install
-	$(BIN)/huey_consumer app.tasks.huey --workers 2 --worker-type thread
+	$(BIN)/huey_consumer app.tasks.huey --workers 2 --worker-type thread --delay 0.1 --max-delay 0.5
 
 ## test: install what the tests need and run the whole suite (SQLite, then PostgreSQL when reachable)
 test: install-dev browser
@@ -63,16 +63,17 @@ node_modules/.installed: package.json package-lock.json
 	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
 	else echo "npm not found: accessibility checks will be skipped (install Node.js to enable them)"; fi
 
-## browser: Debian's chromium for the browser tests (never a downloaded browser)
+## browser: Debian's chromium for the browser tests (never a downloaded browser), and dbus-daemon,
+## through which headless chromium shows notifications (the tests click them like a user)
 browser:
-	@if command -v chromium >/dev/null; then exit 0; fi; \
+	@if command -v chromium >/dev/null && command -v dbus-daemon >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get install -y -qq chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null); \
+		apt-get install -y -qq chromium dbus-daemon >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium dbus-daemon >/dev/null); \
 	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
-		sudo apt-get install -y -qq chromium >/dev/null; \
+		sudo apt-get install -y -qq chromium dbus-daemon >/dev/null; \
 	else \
-		echo "chromium is missing and cannot be installed here: browser tests will be skipped."; \
-		echo "Enable them with: sudo apt-get install chromium"; \
+		echo "chromium or dbus-daemon is missing and cannot be installed here: some browser tests will be skipped."; \
+		echo "Enable them with: sudo apt-get install chromium dbus-daemon"; \
 	fi
 
 ## translations: compile the message catalogues (bokmål is the source language; English is translated)

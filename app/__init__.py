@@ -105,11 +105,12 @@ def _register_models() -> None:
 def _register_blueprints(app: Flask) -> None:
     from app.auth.routes import bp as auth_bp
     from app.fhir.routes import bp as fhir_bp
+    from app.notify.routes import bp as notify_bp
     from app.portal.routes import bp as portal_bp
     from app.pwa.routes import bp as pwa_bp
     from app.record.routes import bp as record_bp
     from app.staff.routes import bp as staff_bp
     from app.web.routes import bp as web_bp
 
-    for bp in (auth_bp, fhir_bp, portal_bp, pwa_bp, record_bp, staff_bp, web_bp):
+    for bp in (auth_bp, fhir_bp, notify_bp, portal_bp, pwa_bp, record_bp, staff_bp, web_bp):
         app.register_blueprint(bp)

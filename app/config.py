@@ -25,6 +25,11 @@ def _int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
+def _list(name: str, default: str) -> list[str]:
+    value = os.environ.get(name, default)
+    return [part.strip().lower() for part in value.split(",") if part.strip()]
+
+
 class Config:
     """Production-shaped defaults, read from the environment when the class is built."""
 
@@ -78,6 +83,27 @@ class Config:
     # Background worker (Huey): Redis when REDIS_URL is set, else a SQLite file in instance/.
     HUEY_IMMEDIATE = _bool("VARDE_HUEY_IMMEDIATE", False)
 
+    # Web push delivery (app/notify/delivery.py).
+    PUSH_WAKE_WORKER = _bool("VARDE_PUSH_WAKE_WORKER", True)  # enqueue a send after each commit with pushes
+    PUSH_TIMEOUT_SECONDS = _int("VARDE_PUSH_TIMEOUT_SECONDS", 10)  # per request to a push service
+    PUSH_CONCURRENCY = _int("VARDE_PUSH_CONCURRENCY", 64)  # requests in flight per worker
+    PUSH_BATCH = _int("VARDE_PUSH_BATCH", 1000)  # deliveries claimed at a time
+    PUSH_LEASE_SECONDS = _int("VARDE_PUSH_LEASE_SECONDS", 120)  # a crashed worker's claim runs out after this
+    PUSH_MAX_ATTEMPTS = _int("VARDE_PUSH_MAX_ATTEMPTS", 8)  # 5xx, timeouts and refusals, then give up
+    PUSH_BACKOFF_SECONDS = _int("VARDE_PUSH_BACKOFF_SECONDS", 5)  # first retry; doubles each time, with jitter
+    PUSH_BACKOFF_MAX_SECONDS = _int("VARDE_PUSH_BACKOFF_MAX_SECONDS", 3600)
+    # A device that has not opened Varde for this long is forgotten (some push services keep
+    # answering 201 for subscriptions nobody holds any more).
+    PUSH_SUBSCRIPTION_MAX_AGE_DAYS = _int("VARDE_PUSH_SUBSCRIPTION_MAX_AGE_DAYS", 60)
+    # The worker POSTs to a subscription's endpoint, so only known push services are accepted
+    # (a leading dot: any host under that domain). Chrome/Android, Firefox, Safari, Edge.
+    PUSH_SERVICE_HOSTS = _list(
+        "VARDE_PUSH_SERVICE_HOSTS",
+        "fcm.googleapis.com,updates.push.services.mozilla.com,.push.apple.com,.notify.windows.com",
+    )
+    # Hosts allowed over plain http (a local push service in tests and benchmarks only).
+    PUSH_INSECURE_HOSTS = _list("VARDE_PUSH_INSECURE_HOSTS", "")
+
     # Number of reverse proxies in front of Varde whose X-Forwarded-* headers are trusted.
     TRUST_PROXIES = _int("VARDE_TRUST_PROXIES", 0)
 
@@ -110,6 +136,9 @@ class TestConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
     HUEY_IMMEDIATE = True
+    PUSH_WAKE_WORKER = False  # tests run the sender themselves
+    PUSH_INSECURE_HOSTS = ["127.0.0.1"]  # the tests' own push service
+    PUSH_TIMEOUT_SECONDS = 2
 
 
 def ensure_secret_file(path: Path, make: callable) -> str:

@@ -1,4 +1,4 @@
-"""The background worker (Huey): timed release now; push delivery, offer expiry and reminders later.
+"""The background worker (Huey): timed release and push delivery; offer expiry and reminders later.
 
 Embedded by default — a SQLite file in instance/, run by `huey_consumer app.tasks.huey` (``make run``
 starts it) — and on Redis when REDIS_URL is set, with as many consumers as the volume needs.
@@ -63,6 +63,35 @@ def release_held_items() -> int:
     if count:
         current_app.logger.info("released %d held items", count)
     return count
+
+
+@huey.task(retries=0)
+@in_app_context
+def deliver_pushes() -> dict[str, int]:
+    """Send the push deliveries that are due. Enqueued after every commit that wrote some (so
+    a new result reaches the phone within a second), and by the sweep below every minute."""
+    from app.notify import delivery
+
+    totals = delivery.deliver_due(time_budget=50)
+    wait = delivery.next_due_in()
+    if wait is not None and wait < 60 and not huey.immediate:
+        deliver_pushes.schedule(delay=max(wait, 0.5))  # a retry due before the next sweep
+    return totals
+
+
+@huey.periodic_task(crontab(minute="*"))
+def sweep_pushes() -> None:
+    """Retries that came due, deliveries deferred past quiet hours, and anything whose worker died."""
+    deliver_pushes()
+
+
+@huey.periodic_task(crontab(minute="17", hour="3"))
+@in_app_context
+def prune_push() -> dict[str, int]:
+    """Nightly: forget devices not seen for a long time and old finished deliveries."""
+    from app.notify import delivery
+
+    return delivery.prune()
 
 
 def init_app(app: Any) -> None:

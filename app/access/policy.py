@@ -9,20 +9,28 @@ Bases today:
 - ``own``: a patient reading their own record sees released items that are not withheld.
 - ``care_relation``: a clinician sees the items of the organisations they work in, for patients
   who have items there (a visit, a result, a note). Clerks and administrators see no clinical items.
-Relatives (parents, proxies, guardians) extend this function in the proxy issue — nowhere else.
+- ``parent``: a parent with parental responsibility sees what their child under 12 sees, except
+  items a clinician hid from guardians (pasient- og brukerrettighetsloven § 3-4). From 12 the
+  parent's access to health information ends here; the relatives issue adds the limited 12–16
+  access, adult proxies and guardians — in this file, nowhere else.
+
+Who hears of an event (``notification_recipients``) and whose record a user is looking at
+(``current_patient``, ``switchable_people``) are decided here too, by the same rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from flask import Flask, Response, abort, g
-from sqlalchemy import ColumnElement, and_, select
+from flask import Flask, Response, abort, g, session
+from sqlalchemy import ColumnElement, and_, or_, select
 
+from app import clock
 from app.access.services import audit
 from app.auth.models import Role, StaffMembership, User
 from app.db import db
-from app.people.models import CareUnit, Person
+from app.people.models import CareUnit, Person, Relation, RelationKind
 from app.record.models import RecordItem, ReleaseState
 
 # What a viewer may ask for besides a single item.
@@ -80,14 +88,47 @@ def patient_visible() -> ColumnElement[bool]:
     return and_(RecordItem.release_state == ReleaseState.RELEASED, RecordItem.withheld_at.is_(None))
 
 
+# A parent sees a child's health information until the child turns 12 (§ 3-4; 12–16 comes with
+# the relatives issue).
+PARENT_FULL_ACCESS_UNTIL_AGE = 12
+ACTING_FOR = "acting_for"  # session key: the person whose record the user chose to see
+
+
+def _today() -> date:
+    return clock.utcnow().date()
+
+
+def parent_may_see(holder_person_id: int | None, child: Person, today: date | None = None) -> bool:
+    """Does this person hold parental responsibility for ``child``, and is the child young enough?"""
+    if holder_person_id is None or holder_person_id == child.id:
+        return False
+    today = today or _today()
+    if child.age_on(today) >= PARENT_FULL_ACCESS_UNTIL_AGE:
+        return False
+    return (
+        db.session.scalar(
+            select(Relation.id).where(
+                Relation.holder_id == holder_person_id,
+                Relation.subject_id == child.id,
+                Relation.kind == RelationKind.PARENT,
+                or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
+            )
+        )
+        is not None
+    )
+
+
 def _decide(viewer: User, patient: Person, item: RecordItem | None) -> Decision | None:
     if viewer.role is Role.PATIENT:
-        if viewer.person_id != patient.id:
-            return None
-        decision = Decision("own", None, patient_visible(), True)
-        if item is not None and not item.is_visible_to_patient:
-            return None
-        return decision
+        if viewer.person_id == patient.id:
+            if item is not None and not item.is_visible_to_patient:
+                return None
+            return Decision("own", None, patient_visible(), True)
+        if parent_may_see(viewer.person_id, patient):
+            if item is not None and (not item.is_visible_to_patient or item.hidden_from_guardians):
+                return None
+            return Decision("parent", None, and_(patient_visible(), RecordItem.hidden_from_guardians.is_(False)), False)
+        return None
     if viewer.role is Role.CLINICIAN:
         org_ids = staff_organisation_ids(viewer)
         care_org = care_organisation(org_ids, patient)
@@ -171,12 +212,79 @@ def audit_search(viewer: User, found: list[Person], org_ids: tuple[int, ...]) ->
         g.audit_pending = True
 
 
+def switchable_people(viewer: User) -> list[Person]:
+    """Everyone whose record the viewer may open from the profile switcher, themselves first."""
+    if viewer.role is not Role.PATIENT or viewer.person is None:
+        return []
+    today = _today()
+    children = db.session.scalars(
+        select(Person)
+        .join(Relation, Relation.subject_id == Person.id)
+        .where(
+            Relation.holder_id == viewer.person_id,
+            Relation.kind == RelationKind.PARENT,
+            or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
+        )
+        .order_by(Person.birth_date.desc(), Person.id)
+    ).all()
+    return [viewer.person] + [c for c in children if c.age_on(today) < PARENT_FULL_ACCESS_UNTIL_AGE]
+
+
+def switch_to(viewer: User, person_id: int) -> Person | None:
+    """Choose whose record the patient pages show. None (and nothing changed) if not allowed."""
+    person = next((p for p in switchable_people(viewer) if p.id == person_id), None)
+    if person is None:
+        return None
+    if person.id == viewer.person_id:
+        session.pop(ACTING_FOR, None)
+    else:
+        session[ACTING_FOR] = person.id
+    return person
+
+
 def current_patient(viewer: User) -> Person:
-    """Whose record the viewer is looking at in the patient pages: their own (the profile switcher
-    of the proxy issue will let a relative choose someone else here). Staff have none: 404."""
+    """Whose record the viewer is looking at in the patient pages: their own, or a child's chosen
+    in the profile switcher while the parent may still see it (checked on every request, so access
+    ends by itself on the birthday). Staff have none: 404."""
     if viewer.role is not Role.PATIENT or viewer.person is None:
         abort(404)
+    acting_for = session.get(ACTING_FOR)
+    if acting_for is not None and acting_for != viewer.person_id:
+        child = db.session.get(Person, acting_for)
+        if child is not None and parent_may_see(viewer.person_id, child):
+            return child
+        session.pop(ACTING_FOR, None)
     return viewer.person
+
+
+def notification_recipients(person_id: int) -> list[tuple[int, bool]]:
+    """The accounts that hear of an event in this person's record, as (account id, is own): the
+    person's own account and every parent who may see the record now."""
+    person = db.session.get(Person, person_id)
+    if person is None:
+        return []
+    out: list[tuple[int, bool]] = [
+        (account_id, True)
+        for account_id in db.session.scalars(
+            select(User.id).where(User.person_id == person_id, User.role == Role.PATIENT, User.active.is_(True))
+        )
+    ]
+    today = _today()
+    if person.age_on(today) < PARENT_FULL_ACCESS_UNTIL_AGE:
+        out += [
+            (account_id, False)
+            for account_id in db.session.scalars(
+                select(User.id)
+                .join(Relation, Relation.holder_id == User.person_id)
+                .where(
+                    Relation.subject_id == person_id,
+                    Relation.kind == RelationKind.PARENT,
+                    or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
+                    User.active.is_(True),
+                )
+            )
+        ]
+    return out
 
 
 def init_app(app: Flask) -> None:

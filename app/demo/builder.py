@@ -19,7 +19,7 @@ from app import clock
 from app.auth.models import Role, StaffMembership, User
 from app.auth.services import create_local_user, hash_password
 from app.db import db
-from app.people.models import CareUnit, Organisation, OrganisationKind, Person
+from app.people.models import CareUnit, Organisation, OrganisationKind, Person, Relation, RelationKind
 from app.people.nin import make_nin
 from app.record.models import ReleasePolicy, ReleaseRule
 
@@ -209,8 +209,10 @@ class Builder:
 
         # The standing family of the tests and the README: Kari with Ola (8) and Ingrid (14).
         kari = self.person("Kari", "Nordmann", _age_to_birth(self.today, 41, 37))
-        self.person("Ola", "Nordmann", _age_to_birth(self.today, 8, 120))
+        ola = self.person("Ola", "Nordmann", _age_to_birth(self.today, 8, 120))
         ingrid = self.person("Ingrid", "Nordmann", _age_to_birth(self.today, 14, 200))
+        self.parent(kari, ola)
+        self.parent(kari, ingrid)
         per = self.person("Per", "Hansen", _age_to_birth(self.today, 67, 12))
         nora = self.person("Nora", "Berg", _age_to_birth(self.today, 29, 90))
         self.patient_user(kari)
@@ -231,6 +233,7 @@ class Builder:
             self.patient_user(adult)
             made += 1
             if 26 <= adult_age <= 55 and self.rng.random() < 0.6:
+                partner = None
                 if self.rng.random() < 0.7:
                     partner = self.person(
                         self.rng.choice(GIVEN_F + GIVEN_M),
@@ -248,6 +251,9 @@ class Builder:
                     )
                     if child_age >= 12:
                         self.patient_user(child)
+                    self.parent(adult, child)
+                    if partner is not None:
+                        self.parent(partner, child)
                     made += 1
 
         self.staff("dr.lund", "Dr. Marte Lund", Role.CLINICIAN, units["St. Olavs hospital"][:2])
@@ -262,9 +268,13 @@ class Builder:
         self.staff("merkantil.strand", "Tove Strand", Role.CLERK, units["St. Olavs hospital"])
         self.staff("admin", "Varde-administrator", Role.ADMINISTRATOR, [])
         db.session.flush()
-        self.records(kari=kari, ingrid=ingrid, per=per, nora=nora)
+        self.records(kari=kari, ola=ola, ingrid=ingrid, per=per, nora=nora)
 
-    def records(self, *, kari: Person, ingrid: Person, per: Person, nora: Person) -> None:
+    def parent(self, holder: Person, child: Person) -> None:
+        """Parental responsibility, as the population register would send it."""
+        db.session.add(Relation(holder=holder, subject=child, kind=RelationKind.PARENT))
+
+    def records(self, *, kari: Person, ola: Person, ingrid: Person, per: Person, nora: Person) -> None:
         """Health records sent through the real FHIR ingest, from a hospital, a GP office and a
         health station, with the region's release rules."""
         from app.demo.fhir_bundles import history_bundle
@@ -309,6 +319,7 @@ class Builder:
             (per, "stolav", 600, 80, 10, "Kreftklinikken", "Dr. Marte Lund"),
             (per, "lade", 80, 10, 6, "Fastlegene", "Dr. Siri Aune"),
             (ingrid, "station", 4, 2, 2, "Helsesykepleierne", "Helsesykepleier Eva Moen"),
+            (ola, "station", 3, 2, 2, "Helsesykepleierne", "Helsesykepleier Eva Moen"),
             (nora, "lade", 12, 2, 1, "Fastlegene", "Dr. Siri Aune"),
         ]
         for n, (person, source, results, notes, years, unit, doctor) in enumerate(plan):

@@ -101,3 +101,27 @@ class PersonIdentifier(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=now_default)
 
     person: Mapped[Person] = relationship()
+
+
+class RelationKind(StrEnum):
+    # A parent with parental responsibility (foreldreansvar). Adult proxies and guardians (verge)
+    # arrive with the relatives issue as further kinds.
+    PARENT = "parent"
+
+
+class Relation(db.Model):
+    """Someone (``holder``) who may act for someone else (``subject``): registered by staff or from
+    the population register. What the holder may see is decided by the access policy alone."""
+
+    __tablename__ = "person_relation"
+    __table_args__ = (UniqueConstraint("holder_id", "subject_id", "kind", name="uq_person_relation"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[RelationKind] = mapped_column(str_enum(RelationKind))
+    valid_until: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+
+    holder: Mapped[Person] = relationship(foreign_keys=[holder_id])
+    subject: Mapped[Person] = relationship(foreign_keys=[subject_id])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, abort, session, url_for
+from flask import Blueprint, Response, abort, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -22,15 +22,30 @@ SESSION_ID = re.compile(r"[0-9a-f]{64}")
 @bp.route("/")
 def overview() -> Response:
     """What is new across every organisation. Staff see the way into their console instead."""
-    context: dict = {"active_tab": "overview", "new_items": None, "unread": 0}
+    context: dict = {"active_tab": "overview", "new_items": None, "unread": 0, "people": []}
     if current_user.role is Role.PATIENT and current_user.person is not None:
         from app.access import policy
         from app.record import services as record_services
 
-        patient = current_user.person
+        patient = policy.current_patient(current_user)
         decision = policy.check(current_user, patient, category="overview")
         context["new_items"], context["unread"] = record_services.whats_new(decision, patient)
+        context["patient"] = patient
+        context["people"] = policy.switchable_people(current_user)
     return htmx.render("portal/overview.html", **context)
+
+
+@bp.route("/profil", methods=["POST"])
+def switch_profile() -> Response:
+    """The profile switcher: whose record the patient pages show (yours, or a child's)."""
+    from app.access import policy
+
+    person = policy.switch_to(current_user, request.form.get("person", type=int) or 0)
+    if person is None:
+        abort(404)
+    audit("profile_switched", actor_user_id=current_user.id, subject_person_id=person.id, object_type="profile")
+    db.session.commit()
+    return htmx.redirect_to(url_for("portal.overview"))
 
 
 @bp.route("/meldinger")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, render_template, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from app.web import htmx
@@ -55,6 +56,9 @@ def service_worker() -> Response:
         offline_url=url_for("pwa.offline"),
         icon=asset_url("icons/icon-192.png"),
         badge=asset_url("icons/badge-96.png"),
+        lang=str(get_locale()),
+        more_text=_("Du har %(num)s nye varsler. Trykk for å se dem."),
+        centre_url=url_for("notify.centre"),
     )
     response = Response(body, mimetype="text/javascript")
     response.headers["Service-Worker-Allowed"] = "/"

@@ -16,6 +16,7 @@ from app.access.models import AuditEvent
 from app.auth.models import User
 from app.db import db
 from app.fhir.export import record_bundle
+from app.notify import services as notify_services
 from app.people.models import Organisation
 from app.record import present, services
 from app.record.models import ItemKind
@@ -95,6 +96,7 @@ def result(item_id: int) -> Response:
 def _load(viewer: User, patient, item_id: int, *kinds: ItemKind):  # type: ignore[no-untyped-def]
     item, decision = policy.load_item(viewer, patient, item_id, tuple(k.value for k in kinds))
     services.mark_read(decision, item)
+    notify_services.mark_read_for(viewer.id, "record_item", [item.id])
     return item, decision
 
 

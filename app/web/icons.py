@@ -19,6 +19,7 @@ PATHS = {
     'M2 12h3M19 12h3M4.9 19.1L7 17M17 7l2.1-2.1"/>',
     "logout": '<path d="M9 21H5V3h4M16 17l5-5-5-5M21 12H9"/>',
     "chevron": '<path d="M9 6l6 6-6 6"/>',
+    "bell": '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4z"/><path d="M10 20a2 2 0 0 0 4 0"/>',
     "info": '<circle cx="12" cy="12" r="9"/><path d="M12 11v5M12 8h.01"/>',
 }
 

@@ -11,6 +11,8 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from app import clock
+from app.notify.kinds import text_for
 from app.web import htmx
 from app.web.assets import asset_url
 from app.web.icons import icon
@@ -103,6 +105,32 @@ def _translations():  # type: ignore[no-untyped-def]
     return translations
 
 
+def _unread_notifications() -> int:
+    """The bell's count (one indexed COUNT, only when a whole page is drawn)."""
+    from flask_login import current_user
+
+    from app.notify.services import unread_count
+
+    if not current_user.is_authenticated:
+        return 0
+    if "_varde_unread" not in g:
+        g._varde_unread = unread_count(current_user.id)
+    return g._varde_unread
+
+
+def _acting_for():  # type: ignore[no-untyped-def]
+    """The child whose record a parent is looking at, or None (their own)."""
+    from flask import session
+    from flask_login import current_user
+
+    from app.access import policy
+
+    if not current_user.is_authenticated or session.get(policy.ACTING_FOR) is None:
+        return None
+    person = policy.current_patient(current_user)
+    return None if person.id == current_user.person_id else person
+
+
 def init_app(app: Flask) -> None:
     # Same callables Flask-Babel installs, minus its per-call context lookups.
     app.jinja_env.install_gettext_callables(
@@ -121,6 +149,13 @@ def init_app(app: Flask) -> None:
         asset_url=asset_url,
         csp_nonce=csp_nonce,
         htmx_config=HTMX_CONFIG,
+    )
+
+    app.jinja_env.globals.update(
+        unread_notifications=_unread_notifications,
+        acting_for=_acting_for,
+        notification_text=text_for,
+        today=lambda: clock.utcnow().date(),
     )
 
     @app.context_processor

@@ -50,11 +50,39 @@
   }
   document.addEventListener("DOMContentLoaded", sessionWarning);
 
+  // Once a day, a device with push on tells Varde it still holds its subscription (devices not
+  // seen for two months are forgotten: some push services accept pushes for dead ones).
+  function refreshPushSubscription(reg) {
+    var body = document.body;
+    if (!reg.pushManager || !("Notification" in window) || Notification.permission !== "granted") return;
+    if (!body.hasAttribute("data-push-url")) return;
+    var last = Number(window.localStorage.getItem("varde-push-seen") || 0);
+    if (Date.now() - last < 86400000) return;
+    reg.pushManager.getSubscription().then(function (sub) {
+      if (!sub) return;
+      var token = JSON.parse(body.getAttribute("hx-headers") || "{}")["X-CSRFToken"];
+      return fetch(body.getAttribute("data-push-url"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": token },
+        body: JSON.stringify(sub.toJSON()),
+      }).then(function (response) {
+        if (response.ok) window.localStorage.setItem("varde-push-seen", String(Date.now()));
+      });
+    }).catch(function () { /* next visit */ });
+  }
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
-      navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(function () {
-        /* The portal works without it; only installing and offline need it. */
-      });
+      navigator.serviceWorker.register("/sw.js", { scope: "/" })
+        .then(function (reg) {
+          try {
+            refreshPushSubscription(reg);
+          } catch (e) { /* storage may be off */ }
+        })
+        .catch(function () {
+          /* The portal works without it; only installing and offline need it. */
+        });
     });
   }
 })();

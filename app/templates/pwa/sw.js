@@ -45,7 +45,9 @@ self.addEventListener("fetch", (event) => {
   // Everything else (fragments, forms) goes to the network untouched and is never cached.
 });
 
-// A push carries only generic text, an opaque id and a URL on this site.
+// A push carries only generic text, an opaque id and a path on this site; nothing from the record.
+// One notification per kind (its tag): a second result replaces the first and says there are more,
+// and the same push delivered twice (after a worker crash) is shown once.
 self.addEventListener("push", (event) => {
   let data = {};
   try {
@@ -56,32 +58,43 @@ self.addEventListener("push", (event) => {
   const title = typeof data.title === "string" ? data.title : "Varde";
   const target = new URL(typeof data.url === "string" ? data.url : "/", self.location.origin);
   const url = target.origin === self.location.origin ? target.pathname + target.search + target.hash : "/";
+  const tag = typeof data.tag === "string" ? data.tag : "varde";
+  const id = typeof data.id === "string" ? data.id : null;
   event.waitUntil(
-    self.registration.showNotification(title, {
-      body: typeof data.body === "string" ? data.body : "",
-      tag: typeof data.tag === "string" ? data.tag : undefined,
-      icon: {{ icon|tojson }},
-      badge: {{ badge|tojson }},
-      lang: "nb",
-      data: { url: url, id: data.id || null },
+    self.registration.getNotifications({ tag: tag }).then((shown) => {
+      const previous = shown.length ? shown[0].data || {} : null;
+      if (previous && id && previous.ids && previous.ids.indexOf(id) !== -1) {
+        return undefined; // already on screen: a duplicate delivery
+      }
+      const ids = (previous && previous.ids ? previous.ids : []).concat(id ? [id] : []).slice(-20);
+      const many = ids.length > 1;
+      return self.registration.showNotification(title, {
+        body: many ? {{ more_text|tojson }}.replace("%(num)s", String(ids.length)) : (typeof data.body === "string" ? data.body : ""),
+        tag: tag,
+        renotify: true,
+        icon: {{ icon|tojson }},
+        badge: {{ badge|tojson }},
+        lang: {{ lang|tojson }},
+        // Several of a kind: the tap opens the notification list instead of the latest item.
+        data: { url: many ? {{ centre_url|tojson }} : url, ids: ids },
+      });
     })
   );
 });
 
+// A tap: navigate a Varde window this worker controls and bring it forward, or open one.
+// (focus() first would use up the one window the tap may open, so navigate comes first.)
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
   const path = (event.notification.data && event.notification.data.url) || "/";
   const target = new URL(path, self.location.origin).href;
   event.waitUntil(
-    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((windows) => {
-      for (const client of windows) {
-        if (new URL(client.url).origin === self.location.origin && "focus" in client) {
-          return client.focus()
-            .then((focused) => (focused || client).navigate(target))
-            .catch(() => self.clients.openWindow(target));
-        }
-      }
-      return self.clients.openWindow(target);
+    self.clients.matchAll({ type: "window" }).then((windows) => {
+      const client = windows.find((c) => new URL(c.url).origin === self.location.origin && "navigate" in c);
+      if (!client) return self.clients.openWindow(target);
+      return client.navigate(target)
+        .then((navigated) => (navigated || client).focus())
+        .catch(() => self.clients.openWindow(target));
     })
   );
 });
