@@ -237,3 +237,77 @@ def test_searches_fold_norwegian_letters_on_every_database(client, login_as, dr_
     title = _items(oystein.person, ItemKind.RESULT)[0].title
     html = client.get(f"/journal/prover?q={title.upper()}").get_data(as_text=True)
     assert "Ingen prøvesvar passer til søket." not in html and title in html
+
+
+# -- Parents (pasient- og brukerrettighetsloven § 3-4): children under 12 ------------------------
+
+
+def _parent(user, child) -> None:
+    from app.people.models import Relation, RelationKind
+
+    db.session.add(Relation(holder_id=user.person_id, subject_id=child.id, kind=RelationKind.PARENT))
+    db.session.commit()
+
+
+def _switch(client, person_id: int) -> int:
+    from tests.conftest import csrf_from
+
+    return client.post("/profil", data={"csrf_token": csrf_from(client, "/"), "person": person_id}).status_code
+
+
+def test_a_parent_reads_a_young_childs_record_with_the_parent_basis(client, login_as, kari, ola, per, source):
+    factories.record(ola, source, prefix="o")
+    factories.record(kari.person, source, prefix="k")
+    _parent(kari, ola)
+    hidden = _items(ola, ItemKind.NOTE)[0]
+    hidden.hidden_from_guardians = True
+    db.session.commit()
+    login_as(kari)
+    assert _switch(client, ola.id) == 303
+    notes = client.get("/journal/notater").get_data(as_text=True)
+    assert f'/{hidden.id}"' not in notes
+    for item in _items(ola)[:10]:
+        if item.id == hidden.id or not item.is_visible_to_patient:
+            continue
+        assert client.get(item_url(item.id, item.kind)).status_code == 200
+        row = db.session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
+        assert (row.actor_user_id, row.subject_person_id, row.basis) == (kari.id, ola.id, "parent")
+    assert client.get(item_url(hidden.id, ItemKind.NOTE)).status_code == 404
+    mine = _items(kari.person, ItemKind.RESULT)[0]
+    assert client.get(item_url(mine.id, ItemKind.RESULT)).status_code == 404  # not in Ola's record
+    # Per is no parent of Ola: switching is refused and nothing changes.
+    login_as(per)
+    assert _switch(client, ola.id) == 404
+    ola_result = _items(ola, ItemKind.RESULT)[0]
+    assert client.get(item_url(ola_result.id, ItemKind.RESULT)).status_code == 404
+
+
+def test_a_parent_of_a_teenager_sees_no_health_information(client, login_as, kari, ingrid, source):
+    factories.record(ingrid.person, source, prefix="i")
+    _parent(kari, ingrid.person)
+    login_as(kari)
+    assert _switch(client, ingrid.person.id) == 404
+    result = _items(ingrid.person, ItemKind.RESULT)[0]
+    assert client.get(item_url(result.id, ItemKind.RESULT)).status_code == 404
+
+
+def test_the_parents_access_ends_on_the_12th_birthday_mid_session(client, login_as, kari, source, frozen_clock):
+    from datetime import UTC, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    oslo = ZoneInfo("Europe/Oslo")
+    today = frozen_clock.now.astimezone(oslo).date()
+    frozen_clock.now = datetime.combine(today, time(23, 50), tzinfo=oslo).astimezone(UTC)
+    tomorrow = today + timedelta(days=1)
+    child = factories.PersonFactory(
+        given_name="Emma", family_name="Nordmann", birth_date=tomorrow.replace(year=tomorrow.year - 12)
+    )
+    factories.record(child, source, prefix="e")
+    _parent(kari, child)
+    login_as(kari)
+    assert _switch(client, child.id) == 303
+    result = _items(child, ItemKind.RESULT)[0]
+    assert client.get(item_url(result.id, ItemKind.RESULT)).status_code == 200
+    frozen_clock.advance(minutes=15)  # midnight in Norway: Emma is 12; the same session goes on
+    assert client.get(item_url(result.id, ItemKind.RESULT)).status_code == 404
+    assert "Du ser nå journalen til" not in client.get("/").get_data(as_text=True)

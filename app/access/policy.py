@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, abort, g, session
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -91,18 +92,20 @@ def patient_visible() -> ColumnElement[bool]:
 # A parent sees a child's health information until the child turns 12 (§ 3-4; 12–16 comes with
 # the relatives issue).
 PARENT_FULL_ACCESS_UNTIL_AGE = 12
-ACTING_FOR = "acting_for"  # session key: the person whose record the user chose to see
+ACTING_FOR = "acting_for"
+NORWAY = ZoneInfo("Europe/Oslo")  # session key: the person whose record the user chose to see
 
 
-def _today() -> date:
-    return clock.utcnow().date()
+def today_in_norway() -> date:
+    """Today in Norway: a birthday that changes what a parent may see begins at midnight here."""
+    return clock.utcnow().astimezone(NORWAY).date()
 
 
 def parent_may_see(holder_person_id: int | None, child: Person, today: date | None = None) -> bool:
     """Does this person hold parental responsibility for ``child``, and is the child young enough?"""
     if holder_person_id is None or holder_person_id == child.id:
         return False
-    today = today or _today()
+    today = today or today_in_norway()
     if child.age_on(today) >= PARENT_FULL_ACCESS_UNTIL_AGE:
         return False
     return (
@@ -216,7 +219,7 @@ def switchable_people(viewer: User) -> list[Person]:
     """Everyone whose record the viewer may open from the profile switcher, themselves first."""
     if viewer.role is not Role.PATIENT or viewer.person is None:
         return []
-    today = _today()
+    today = today_in_norway()
     children = db.session.scalars(
         select(Person)
         .join(Relation, Relation.subject_id == Person.id)
@@ -269,7 +272,7 @@ def notification_recipients(person_id: int) -> list[tuple[int, bool]]:
             select(User.id).where(User.person_id == person_id, User.role == Role.PATIENT, User.active.is_(True))
         )
     ]
-    today = _today()
+    today = today_in_norway()
     if person.age_on(today) < PARENT_FULL_ACCESS_UNTIL_AGE:
         out += [
             (account_id, False)

@@ -11,7 +11,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
-from app import clock
 from app.notify.kinds import text_for
 from app.web import htmx
 from app.web.assets import asset_url
@@ -118,6 +117,12 @@ def _unread_notifications() -> int:
     return g._varde_unread
 
 
+def _today_in_norway():  # type: ignore[no-untyped-def]
+    from app.access.policy import today_in_norway
+
+    return today_in_norway()
+
+
 def _acting_for():  # type: ignore[no-untyped-def]
     """The child whose record a parent is looking at, or None (their own)."""
     from flask import session
@@ -155,7 +160,7 @@ def init_app(app: Flask) -> None:
         unread_notifications=_unread_notifications,
         acting_for=_acting_for,
         notification_text=text_for,
-        today=lambda: clock.utcnow().date(),
+        today=_today_in_norway,
     )
 
     @app.context_processor
