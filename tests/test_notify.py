@@ -379,12 +379,17 @@ def test_subscribe_stores_a_labelled_device_once(client, kari, login_as):
 
 def test_a_device_moves_to_whoever_subscribes_on_it(client, kari, per, login_as):
     add_device(kari, "https://fcm.googleapis.com/fcm/send/shared")
+    events.emit(kari.person_id, "note_released", url="/")  # waiting for Kari's old device
+    db.session.commit()
     login_as(per)
     token = csrf_from(client, "/varsler/innstillinger")
     assert subscribe(client, token, "https://fcm.googleapis.com/fcm/send/shared").status_code == 200
     [sub] = db.session.scalars(select(PushSubscription)).all()
     db.session.refresh(sub)
     assert sub.account_id == per.id
+    [delivery] = deliveries()
+    db.session.refresh(delivery)
+    assert delivery.state is DeliveryState.GONE  # Kari's notice is not pushed to Per's browser
 
 
 @pytest.mark.parametrize(
@@ -484,3 +489,20 @@ def test_bad_preferences_change_nothing(client, kari, login_as, start, end, mess
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert db.session.get(NotificationSettings, kari.id) is None
+
+
+def test_centre_pages_with_vis_eldre(client, kari, login_as):
+    from app.notify.services import PAGE_SIZE
+
+    for n in range(PAGE_SIZE + 5):
+        events.emit(
+            kari.person_id, "note_released", object_type="record_item", object_id=n, url=f"/journal/notater/{n}"
+        )
+    db.session.commit()
+    login_as(kari)
+    first = client.get("/varsler").get_data(as_text=True)
+    assert first.count('<li class="notice-row') == PAGE_SIZE
+    oldest_shown = min(n.id for n in notifications_of(kari)[-PAGE_SIZE:])
+    assert f"f%C3%B8r={oldest_shown}" in first or f"før={oldest_shown}" in first
+    more = client.get(f"/varsler?før={oldest_shown}", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert more.count('<li class="notice-row') == 5 and "<html" not in more

@@ -15,7 +15,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -146,7 +146,7 @@ def next_allowed(now: datetime, prefs: NotificationSettings, *, breaks_through: 
 
 
 def _wake_worker(session: Session) -> None:
-    if not session.info.pop(_WAKE, False):
+    if not session.info.pop(_WAKE, False) or not has_app_context():
         return
     try:
         if not current_app.config.get("PUSH_WAKE_WORKER", True):
