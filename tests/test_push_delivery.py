@@ -435,3 +435,16 @@ def test_no_health_detail_in_any_payload_or_log(kari, ola, push, source, caplog,
     for m in got:
         assert set(m.json()) == {"id", "title", "body", "url", "tag"}
         assert m.json()["url"] == f"/varsler/{m.json()['id']}"
+
+
+def test_push_cli(app, kari, push):
+    device(kari, push, "kari-phone")
+    push.script("kari-phone", 413)
+    emit(kari.person_id)
+    emit(kari.person_id)
+    runner = app.test_cli_runner()
+    assert " pending  2" in runner.invoke(args=["push", "status"]).output
+    assert "'sent': 1" in runner.invoke(args=["push", "deliver"]).output
+    out = runner.invoke(args=["push", "status"]).output
+    assert "    sent  1" in out and "  failed  1" in out and "last status 413" in out
+    assert "'subscriptions': 0" in runner.invoke(args=["push", "prune"]).output
