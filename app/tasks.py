@@ -20,10 +20,10 @@ from app.config import Config
 
 def _make_huey() -> Huey:
     if Config.REDIS_URL:
-        return RedisHuey("varde", url=Config.REDIS_URL)
+        return RedisHuey("varde", url=Config.REDIS_URL, results=False)
     instance = Path(Config.INSTANCE_PATH)
     instance.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey("varde", filename=str(instance / "huey.sqlite"))
+    return SqliteHuey("varde", filename=str(instance / "huey.sqlite"), results=False)
 
 
 huey = _make_huey()
@@ -65,18 +65,23 @@ def release_held_items() -> int:
     return count
 
 
+FOLLOW_UP = "push-follow-up"  # set while one follow-up run is scheduled
+
+
 @huey.task(retries=0)
 @in_app_context
-def deliver_pushes() -> dict[str, int]:
+def deliver_pushes(follow_up: bool = False) -> None:
     """Send the push deliveries that are due. Enqueued after every commit that wrote some (so
-    a new result reaches the phone within a second), and by the sweep below every minute."""
+    a new result reaches the phone within a second), and by the sweep below every minute. A retry
+    due before the next sweep gets one follow-up run — one at a time, however many wake-ups."""
     from app.notify import delivery
 
-    totals = delivery.deliver_due(time_budget=50)
+    if follow_up:
+        huey.get(FOLLOW_UP)  # this was it: another may be scheduled now
+    delivery.deliver_due(time_budget=50)
     wait = delivery.next_due_in()
-    if wait is not None and wait < 60 and not huey.immediate:
-        deliver_pushes.schedule(delay=max(wait, 0.5))  # a retry due before the next sweep
-    return totals
+    if wait is not None and wait < 60 and not huey.immediate and huey.put_if_empty(FOLLOW_UP, "1"):
+        deliver_pushes.schedule(kwargs={"follow_up": True}, delay=max(wait, 0.5))
 
 
 @huey.periodic_task(crontab(minute="*"))
@@ -87,11 +92,11 @@ def sweep_pushes() -> None:
 
 @huey.periodic_task(crontab(minute="17", hour="3"))
 @in_app_context
-def prune_push() -> dict[str, int]:
+def prune_push() -> None:
     """Nightly: forget devices not seen for a long time and old finished deliveries."""
     from app.notify import delivery
 
-    return delivery.prune()
+    delivery.prune()
 
 
 def init_app(app: Any) -> None:

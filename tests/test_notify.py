@@ -10,7 +10,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.db import db
 from app.notify import events
@@ -506,3 +506,81 @@ def test_centre_pages_with_vis_eldre(client, kari, login_as):
     assert f"f%C3%B8r={oldest_shown}" in first or f"før={oldest_shown}" in first
     more = client.get(f"/varsler?før={oldest_shown}", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert more.count('<li class="notice-row') == 5 and "<html" not in more
+
+
+def test_an_item_hidden_from_guardians_is_not_announced_to_parents(kari, ola, org, source, dr_lund):
+    from app.staff.services import withhold
+
+    make_parent(kari, ola)
+    factories.record(ola, source, results=2, notes=2, years=0.01)
+    note = db.session.scalars(
+        select(RecordItem).where(RecordItem.person_id == ola.id, RecordItem.kind == ItemKind.NOTE)
+    ).first()
+    note.hidden_from_guardians = True
+    note.release_state = ReleaseState.HELD
+    db.session.execute(delete(Notification))  # what the import announced is not what this is about
+    db.session.commit()
+    assert release(note, by_user_id=None)
+    db.session.commit()
+    assert not [n for n in notifications_of(kari) if n.object_id == note.id]
+
+    # Hidden after it was announced: the parent's notification goes, with any push not yet sent.
+    add_device(kari)
+    other = db.session.scalars(
+        select(RecordItem).where(
+            RecordItem.person_id == ola.id, RecordItem.kind == ItemKind.NOTE, RecordItem.id != note.id
+        )
+    ).first()
+    other.release_state = ReleaseState.HELD
+    db.session.commit()
+    assert release(other, by_user_id=None)
+    db.session.commit()
+    assert [n for n in notifications_of(kari) if n.object_id == other.id]
+    withhold(other, reason="Barnet ba om det", scope="guardians", by=dr_lund)
+    assert not [n for n in notifications_of(kari) if n.object_id == other.id]
+    assert deliveries() == []  # the push not yet sent went with it
+
+
+def test_withholding_from_the_patient_withdraws_every_notification(kari, org, source, dr_lund):
+
+    add_device(kari)
+    events.emit(kari.person_id, "note_released", object_type="record_item", object_id=42, url="/journal/notater/42")
+    db.session.commit()
+    from app.notify.events import withdraw
+
+    withdraw("record_item", 42, guardians_only=False)
+    db.session.commit()
+    assert notifications_of(kari) == []
+    assert deliveries() == []  # cascaded with their notification
+
+
+def test_tapping_ones_own_notification_while_viewing_a_child(client, kari, ola, org, source, login_as):
+    make_parent(kari, ola)
+    factories.record(kari.person, source, results=2, notes=1, years=0.01)
+    mine = db.session.scalars(
+        select(RecordItem).where(
+            RecordItem.person_id == kari.person_id,
+            RecordItem.kind == ItemKind.RESULT,
+            RecordItem.release_state == ReleaseState.RELEASED,
+        )
+    ).first()
+    events.emit(
+        kari.person_id,
+        "result_released",
+        object_type="record_item",
+        object_id=mine.id,
+        url=f"/journal/prover/{mine.id}",
+    )
+    db.session.commit()
+    notice = notifications_of(kari)[-1]
+    login_as(kari)
+    assert client.post("/profil", data={"csrf_token": csrf_from(client, "/"), "person": ola.id}).status_code == 303
+    response = client.get(f"/varsler/{notice.token}")
+    assert client.get(response.headers["Location"]).status_code == 200
+    assert "Du ser nå journalen til" not in client.get("/").get_data(as_text=True)
+
+
+def test_an_event_url_is_a_path_inside_varde(kari):
+    for url in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        with pytest.raises(ValueError):
+            events.emit(kari.person_id, "note_released", url=url)

@@ -31,7 +31,7 @@ from app import clock
 from app.access.services import audit
 from app.auth.models import Role, StaffMembership, User
 from app.db import db
-from app.people.models import CareUnit, Person, Relation, RelationKind
+from app.people.models import CareUnit, Person, Relation, RelationKind, age_on
 from app.record.models import RecordItem, ReleaseState
 
 # What a viewer may ask for besides a single item.
@@ -92,8 +92,8 @@ def patient_visible() -> ColumnElement[bool]:
 # A parent sees a child's health information until the child turns 12 (§ 3-4; 12–16 comes with
 # the relatives issue).
 PARENT_FULL_ACCESS_UNTIL_AGE = 12
-ACTING_FOR = "acting_for"
-NORWAY = ZoneInfo("Europe/Oslo")  # session key: the person whose record the user chose to see
+ACTING_FOR = "acting_for"  # session key: the person whose record the user chose to see
+NORWAY = ZoneInfo("Europe/Oslo")
 
 
 def today_in_norway() -> date:
@@ -260,33 +260,38 @@ def current_patient(viewer: User) -> Person:
     return viewer.person
 
 
-def notification_recipients(person_id: int) -> list[tuple[int, bool]]:
-    """The accounts that hear of an event in this person's record, as (account id, is own): the
-    person's own account and every parent who may see the record now."""
-    person = db.session.get(Person, person_id)
-    if person is None:
-        return []
-    out: list[tuple[int, bool]] = [
-        (account_id, True)
-        for account_id in db.session.scalars(
-            select(User.id).where(User.person_id == person_id, User.role == Role.PATIENT, User.active.is_(True))
-        )
-    ]
+def notification_recipients(person_ids: set[int]) -> dict[int, list[tuple[int, bool]]]:
+    """Who hears of events in these people's records, as {person id: [(account id, is own)]}:
+    the person's own account, and every parent who may see the record now. Three queries for the
+    whole batch. (An item hidden from guardians is the caller's to leave parents out of.)"""
+    if not person_ids:
+        return {}
+    ids = sorted(person_ids)
+    out: dict[int, list[tuple[int, bool]]] = {pid: [] for pid in ids}
+    for account_id, person_id in db.session.execute(
+        select(User.id, User.person_id).where(User.person_id.in_(ids), User.role == Role.PATIENT, User.active.is_(True))
+    ):
+        out[person_id].append((account_id, True))
     today = today_in_norway()
-    if person.age_on(today) < PARENT_FULL_ACCESS_UNTIL_AGE:
-        out += [
-            (account_id, False)
-            for account_id in db.session.scalars(
-                select(User.id)
-                .join(Relation, Relation.holder_id == User.person_id)
-                .where(
-                    Relation.subject_id == person_id,
-                    Relation.kind == RelationKind.PARENT,
-                    or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
-                    User.active.is_(True),
-                )
+    young = [
+        pid
+        for pid, birth in db.session.execute(select(Person.id, Person.birth_date).where(Person.id.in_(ids)))
+        if age_on(birth, today) < PARENT_FULL_ACCESS_UNTIL_AGE
+    ]
+    if young:
+        for account_id, child_id in db.session.execute(
+            select(User.id, Relation.subject_id)
+            .join(Relation, Relation.holder_id == User.person_id)
+            .where(
+                Relation.subject_id.in_(young),
+                Relation.kind == RelationKind.PARENT,
+                or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
+                User.role == Role.PATIENT,
+                User.active.is_(True),
             )
-        ]
+            .order_by(User.id)
+        ):
+            out[child_id].append((account_id, False))
     return out
 
 

@@ -31,10 +31,11 @@ from app.access.services import audit
 from app.db import UTCDateTime, db
 from app.fhir import mapping
 from app.fhir.validate import BundleRefused, Issue, check_bundle, parse_json, validate_entries
+from app.notify import events
 from app.people.models import Person, PersonIdentifier
 from app.people.nin import parse_nin
 from app.record.models import FhirClient, ItemKind, RecordContent, RecordItem, ReleasePolicy, ReleaseState
-from app.record.release import RuleBook, emit_released, initial_state
+from app.record.release import RuleBook, initial_state, released_change
 
 CHUNK = 500
 
@@ -311,7 +312,7 @@ def _store(
     changed_rows: list[dict[str, Any]] = []
     changed_content: list[dict[str, Any]] = []
     ids: dict[str, int] = {}
-    to_emit: list[tuple[str, int, ItemKind]] = []  # (key, person, kind) of items released now
+    to_emit: list[tuple[str, int, ItemKind, bool]] = []  # (key, person, kind, hidden from guardians) released now
 
     for m, resource, person_id in mapped:
         key = f"{m.source_type}/{m.source_id}"
@@ -347,7 +348,7 @@ def _store(
                 if state is ReleaseState.RELEASED:
                     result.released += 1
                     if old.withheld_at is None:  # a withheld item is released quietly
-                        to_emit.append((key, person_id, m.kind))
+                        to_emit.append((key, person_id, m.kind, old.hidden_from_guardians))
                         announced = True
             row = {"id": old.id, **_row(m, now, version, updated, digest, policy, state, due, released_at, announced)}
             row["section"] = "in_report" if old.report_id and m.kind is ItemKind.RESULT else _section(m.kind)
@@ -371,7 +372,7 @@ def _store(
             m.columns.get("effective_at") is None or m.columns["effective_at"] >= event_horizon
         )
         if announced:
-            to_emit.append((key, person_id, m.kind))
+            to_emit.append((key, person_id, m.kind, False))
         new_rows.append(
             {
                 "person_id": person_id,
@@ -395,7 +396,9 @@ def _store(
         db.session.execute(update(RecordItem), changed_rows)
         db.session.execute(update(RecordContent), changed_content)
 
-    in_announced_report = _link(mapped, canonical, ids, client.source_system, {k for k, _p, _k in to_emit}, person_of)
+    in_announced_report = _link(
+        mapped, canonical, ids, client.source_system, {k for k, _p, _k, _h in to_emit}, person_of
+    )
     if in_announced_report:
         # The report is the news; its results released with it are listed under it.
         db.session.execute(
@@ -404,8 +407,14 @@ def _store(
             .values(announced=False)
             .execution_options(synchronize_session=False)
         )
-    for key, person_id, kind in to_emit:
-        emit_released(ids[key], person_id, kind)
+    # One event per piece of news: a result released with its report is covered by the report's.
+    events.emit_many(
+        [
+            released_change(ids[key], person_id, kind, hidden_from_guardians=hidden)
+            for key, person_id, kind, hidden in to_emit
+            if ids[key] not in in_announced_report
+        ]
+    )
 
 
 def _insert_new(
@@ -594,6 +603,7 @@ def _existing(
             RecordItem.released_at,
             RecordItem.announced,
             RecordItem.withheld_at,
+            RecordItem.hidden_from_guardians,
             RecordItem.report_id,
         ).where(RecordItem.source_system == source_system, RecordItem.source_id.in_(ids[start : start + CHUNK]))
         if for_update:

@@ -11,13 +11,14 @@ is woken, and it sends.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
+from sqlalchemy import delete, select, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -36,6 +37,21 @@ LOCAL_TZ = ZoneInfo("Europe/Oslo")
 _WAKE = "varde_push_pending"
 
 
+@dataclass(frozen=True)
+class Change:
+    """Something a person should hear of: what kind, about which object, where a tap leads."""
+
+    person_id: int
+    kind: str
+    object_type: str | None = None
+    object_id: int | None = None
+    url: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    expires_at: datetime | None = None
+    # False for an item a clinician hid from guardians: parents are not told it exists.
+    guardians_may_know: bool = True
+
+
 def emit(
     person_id: int,
     kind: str,
@@ -45,66 +61,112 @@ def emit(
     url: str | None = None,
     data: dict[str, Any] | None = None,
     expires_at: datetime | None = None,
+    guardians_may_know: bool = True,
 ) -> Event:
+    return emit_many(
+        [Change(person_id, kind, object_type, object_id, url, data or {}, expires_at, guardians_may_know)]
+    )[0]
+
+
+def emit_many(changes: list[Change]) -> list[Event]:
+    """``emit`` for a batch (a timed release of hundreds of items): a handful of queries for the
+    whole batch, and the inserts batched by the ORM."""
     from app.access.policy import notification_recipients
 
+    for change in changes:
+        if change.url is not None and not (change.url.startswith("/") and not change.url.startswith("//")):
+            raise ValueError("an event's url is a path inside Varde")
     now = clock.utcnow()
-    spec = kind_of(kind)
-    event = Event(
-        person_id=person_id,
-        kind=kind,
-        object_type=object_type,
-        object_id=object_id,
-        url=url,
-        data=data or {},
-        delivered_at=now,
-    )
-    db.session.add(event)
-    recipients = notification_recipients(person_id)
-    if not recipients:
-        return event
-    account_ids = [account_id for account_id, _own in recipients]
-    settings = {
-        s.account_id: s
-        for s in db.session.scalars(
-            select(NotificationSettings).where(NotificationSettings.account_id.in_(account_ids))
-        )
-    }
-    devices: dict[int, list[PushSubscription]] = {}
-    for sub in db.session.scalars(
-        select(PushSubscription).where(PushSubscription.account_id.in_(account_ids)).order_by(PushSubscription.id)
-    ):
-        devices.setdefault(sub.account_id, []).append(sub)
-    for account_id in account_ids:
-        notification = Notification(
-            token=secrets.token_urlsafe(16),
-            account_id=account_id,
-            subject_person_id=person_id,
-            kind=kind,
-            object_type=object_type,
-            object_id=object_id,
-            url=url,
-            created_at=now,
-        )
-        event.notifications.append(notification)
-        prefs = settings.get(account_id) or default_settings(account_id)
-        if not getattr(prefs, spec.category.value) or not devices.get(account_id):
-            continue
-        send_at = next_allowed(now, prefs, breaks_through=spec.breaks_quiet and prefs.offers_break_quiet)
-        if expires_at is not None and send_at >= expires_at:
-            continue  # an offer that would arrive after it expired is not worth a push
-        for sub in devices[account_id]:
-            notification.deliveries.append(
-                PushDelivery(
-                    subscription_id=sub.id,
-                    state=DeliveryState.PENDING,
-                    next_attempt_at=send_at,
-                    expires_at=expires_at,
-                    created_at=now,
-                )
+    recipients = notification_recipients({c.person_id for c in changes})
+    account_ids = sorted({account_id for rows in recipients.values() for account_id, _own in rows})
+    settings: dict[int, NotificationSettings] = {}
+    devices: dict[int, list[int]] = {}
+    if account_ids:
+        settings = {
+            s.account_id: s
+            for s in db.session.scalars(
+                select(NotificationSettings).where(NotificationSettings.account_id.in_(account_ids))
             )
+        }
+        for sub_id, account_id in db.session.execute(
+            select(PushSubscription.id, PushSubscription.account_id)
+            .where(PushSubscription.account_id.in_(account_ids))
+            .order_by(PushSubscription.id)
+        ):
+            devices.setdefault(account_id, []).append(sub_id)
+    out: list[Event] = []
+    pushes = False
+    for change in changes:
+        spec = kind_of(change.kind)
+        event = Event(
+            person_id=change.person_id,
+            kind=change.kind,
+            object_type=change.object_type,
+            object_id=change.object_id,
+            url=change.url,
+            data=change.data,
+            created_at=now,
+            delivered_at=now,
+        )
+        for account_id, own in recipients.get(change.person_id, []):
+            if not own and not change.guardians_may_know:
+                continue
+            notification = Notification(
+                token=secrets.token_urlsafe(16),
+                account_id=account_id,
+                subject_person_id=change.person_id,
+                kind=change.kind,
+                object_type=change.object_type,
+                object_id=change.object_id,
+                url=change.url,
+                created_at=now,
+            )
+            event.notifications.append(notification)
+            prefs = settings.get(account_id) or default_settings(account_id)
+            if not getattr(prefs, spec.category.value) or not devices.get(account_id):
+                continue
+            send_at = next_allowed(now, prefs, breaks_through=spec.breaks_quiet and prefs.offers_break_quiet)
+            if change.expires_at is not None and send_at >= change.expires_at:
+                continue  # an offer that would arrive after it expired is not worth a push
+            for sub_id in devices[account_id]:
+                notification.deliveries.append(
+                    PushDelivery(
+                        subscription_id=sub_id,
+                        state=DeliveryState.PENDING,
+                        next_attempt_at=send_at,
+                        expires_at=change.expires_at,
+                        created_at=now,
+                    )
+                )
+                pushes = True
+        out.append(event)
+    db.session.add_all(out)
+    if pushes:
         db.session.info[_WAKE] = True
-    return event
+    return out
+
+
+def withdraw(object_type: str, object_id: int, *, guardians_only: bool) -> None:
+    """An item was withheld after it was announced: its notifications go (only the parents' when it
+    was hidden from guardians), and pushes not yet sent are not sent."""
+    from app.auth.models import User
+
+    query = select(Notification.id).where(Notification.object_type == object_type, Notification.object_id == object_id)
+    if guardians_only:
+        own = select(User.id).where(User.person_id == Notification.subject_person_id)
+        query = query.where(Notification.account_id.not_in(own.scalar_subquery()))
+    ids = list(db.session.scalars(query))
+    if not ids:
+        return
+    db.session.execute(
+        update(PushDelivery)
+        .where(PushDelivery.notification_id.in_(ids), PushDelivery.state == DeliveryState.PENDING)
+        .values(state=DeliveryState.GONE, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        delete(Notification).where(Notification.id.in_(ids)).execution_options(synchronize_session=False)
+    )
 
 
 def default_settings(account_id: int) -> NotificationSettings:
@@ -149,9 +211,10 @@ def _wake_worker(session: Session) -> None:
     if not session.info.pop(_WAKE, False) or not has_app_context():
         return
     try:
-        if not current_app.config.get("PUSH_WAKE_WORKER", True):
-            return
-        from app.tasks import deliver_pushes
+        from app.tasks import deliver_pushes, huey
+
+        if not current_app.config.get("PUSH_WAKE_WORKER", True) or huey.immediate:
+            return  # immediate mode would send right here, inside the request
 
         deliver_pushes()  # enqueues; the worker's periodic sweep catches anything this misses
     except Exception:

@@ -57,13 +57,21 @@ def open_(token: str) -> Response:
     if notification is None:
         abort(404)
     services.mark_read(current_user.id, notification.id)
-    db.session.commit()
-    if (
-        notification.subject_person_id != current_user.person_id
-        and policy.switch_to(current_user, notification.subject_person_id) is None
-    ):
+    # Show the record it is about: a child's, or one's own (also when looking at a child's now).
+    person = policy.switch_to(current_user, notification.subject_person_id)
+    if person is None:
+        db.session.commit()
         # No longer allowed (the child turned 12, the relation ended): say so, show nothing.
         return htmx.render("notify/gone.html", status=403)
+    if person.id != current_user.person_id:
+        audit(
+            "profile_switched",
+            actor_user_id=current_user.id,
+            subject_person_id=person.id,
+            object_type="profile",
+            basis="parent",
+        )
+    db.session.commit()
     return htmx.redirect_to(notification.url or url_for("notify.centre"))
 
 

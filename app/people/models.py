@@ -56,6 +56,14 @@ class CareUnit(db.Model):
     organisation: Mapped[Organisation] = relationship(back_populates="care_units")
 
 
+def age_on(birth: date, day: date) -> int:
+    """Whole years on ``day`` (a birthday counts from its first moment)."""
+    years = day.year - birth.year
+    if (day.month, day.day) < (birth.month, birth.day):
+        years -= 1
+    return years
+
+
 class Person(db.Model):
     """Someone the health services hold data about, identified by a national identity number."""
 
@@ -78,10 +86,7 @@ class Person(db.Model):
         return f"{self.given_name} {self.family_name}"
 
     def age_on(self, day: date) -> int:
-        years = day.year - self.birth_date.year
-        if (day.month, day.day) < (self.birth_date.month, self.birth_date.day):
-            years -= 1
-        return years
+        return age_on(self.birth_date, day)
 
 
 class PersonIdentifier(db.Model):

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from app import clock
 from app.db import db
 from app.notify import events
+from app.notify.events import Change
 from app.record.models import ItemKind, RecordItem, ReleasePolicy, ReleaseRule, ReleaseState
 
 EVENT_KINDS = {
@@ -99,14 +100,20 @@ def item_url(item_id: int, kind: ItemKind | str) -> str:
     return f"/journal/{section}/{item_id}"
 
 
-def emit_released(item_id: int, person_id: int, kind: ItemKind | str) -> None:
-    events.emit(
+def released_change(item_id: int, person_id: int, kind: ItemKind | str, *, hidden_from_guardians: bool) -> Change:
+    """The event of an item's release: its kind and where a tap leads, nothing about its content."""
+    return Change(
         person_id,
         EVENT_KINDS[ItemKind(kind)],
         object_type="record_item",
         object_id=item_id,
         url=item_url(item_id, kind),
+        guardians_may_know=not hidden_from_guardians,
     )
+
+
+def emit_released(item_id: int, person_id: int, kind: ItemKind | str, *, hidden_from_guardians: bool) -> None:
+    events.emit_many([released_change(item_id, person_id, kind, hidden_from_guardians=hidden_from_guardians)])
 
 
 def release(item: RecordItem, *, by_user_id: int | None, comment: str | None = None) -> bool:
@@ -147,7 +154,7 @@ def release(item: RecordItem, *, by_user_id: int | None, comment: str | None = N
             .values(**values, announced=False)
             .execution_options(synchronize_session=False)
         )
-    emit_released(item.id, item.person_id, item.kind)
+    emit_released(item.id, item.person_id, item.kind, hidden_from_guardians=item.hidden_from_guardians)
     db.session.expire(item)
     return True
 
@@ -178,13 +185,26 @@ def release_due(now: datetime | None = None, batch: int = 500) -> int:
                 announced=RecordItem.withheld_at.is_(None),
                 updated_at=now,
             )
-            .returning(RecordItem.id, RecordItem.person_id, RecordItem.kind, RecordItem.withheld_at)
+            .returning(
+                RecordItem.id,
+                RecordItem.person_id,
+                RecordItem.kind,
+                RecordItem.withheld_at,
+                RecordItem.hidden_from_guardians,
+                RecordItem.report_id,
+            )
             .execution_options(synchronize_session=False)
         ).all()
         released_now = [row.id for row in rows]
-        for row in rows:
-            if row.withheld_at is None:
-                emit_released(row.id, row.person_id, row.kind)
+        released_set = set(released_now)
+        # One event per piece of news: a report released with its results covers them.
+        events.emit_many(
+            [
+                released_change(row.id, row.person_id, row.kind, hidden_from_guardians=row.hidden_from_guardians)
+                for row in rows
+                if row.withheld_at is None and row.report_id not in released_set
+            ]
+        )
         if released_now:
             # A report released with its results is the news; the results are listed under it.
             db.session.execute(

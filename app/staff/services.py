@@ -10,6 +10,7 @@ from sqlalchemy import exists, func, or_, select, update
 from app import clock
 from app.auth.models import User
 from app.db import db
+from app.notify import events
 from app.people.models import CareUnit, Person
 from app.people.nin import InvalidNin, parse_nin
 from app.record.models import ItemKind, RecordContent, RecordItem, ReleasePolicy, ReleaseState
@@ -56,6 +57,8 @@ def withhold(item: RecordItem, *, reason: str, scope: str, by: User) -> None:
         .values(**values, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    # Whoever may no longer see it is no longer told about it (pushes not yet sent are not sent).
+    events.withdraw("record_item", item.id, guardians_only=scope == "guardians")
     db.session.commit()
 
 
@@ -107,6 +110,6 @@ def sign_visit_summary(*, author: User, patient: Person, unit: CareUnit, title: 
     item.content = RecordContent(text=text, content_type="text/plain")
     db.session.add(item)
     db.session.flush()
-    emit_released(item.id, patient.id, ItemKind.NOTE)
+    emit_released(item.id, patient.id, ItemKind.NOTE, hidden_from_guardians=False)
     db.session.commit()
     return item
