@@ -313,7 +313,6 @@ WORKER = textwrap.dedent(
     import sys
     from tests.conftest import make_test_app
     from pathlib import Path
-from types import SimpleNamespace
     app = make_test_app(Path(sys.argv[1]), sys.argv[2])
     with app.app_context():
         from app.notify.delivery import deliver_due
