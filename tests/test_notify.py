@@ -584,3 +584,25 @@ def test_an_event_url_is_a_path_inside_varde(kari):
     for url in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
         with pytest.raises(ValueError):
             events.emit(kari.person_id, "note_released", url=url)
+
+
+def test_the_daily_refresh_touches_only_the_accounts_own_device(client, kari, per, login_as, frozen_clock):
+    mine = add_device(kari, "https://fcm.googleapis.com/fcm/send/mine")
+    add_device(per, "https://fcm.googleapis.com/fcm/send/pers")
+    frozen_clock.advance(days=3)
+    login_as(kari)
+    token = csrf_from(client, "/")
+    refresh = {"endpoint": "https://fcm.googleapis.com/fcm/send/mine", "refresh": True}
+    assert client.post("/varsler/enheter", json=refresh, headers={"X-CSRFToken": token}).json == {"known": True}
+    db.session.refresh(mine)
+    assert mine.last_seen_at == frozen_clock.now
+    # Per's browser, now used by Kari: not taken over without her tapping "Slå på".
+    others = {"endpoint": "https://fcm.googleapis.com/fcm/send/pers", "refresh": True}
+    assert client.post("/varsler/enheter", json=others, headers={"X-CSRFToken": token}).json == {"known": False}
+    gone = {"endpoint": "https://fcm.googleapis.com/fcm/send/removed", "refresh": True}
+    assert client.post("/varsler/enheter", json=gone, headers={"X-CSRFToken": token}).json == {"known": False}
+    owners = dict(db.session.execute(select(PushSubscription.endpoint, PushSubscription.account_id)).all())
+    assert owners == {
+        "https://fcm.googleapis.com/fcm/send/mine": kari.id,
+        "https://fcm.googleapis.com/fcm/send/pers": per.id,
+    }

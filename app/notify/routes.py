@@ -110,10 +110,14 @@ def settings() -> Response:
 
 @bp.route("/enheter", methods=["POST"])
 def add_device() -> Response:
-    """This device's PushSubscription, posted by varde-push.js after the user said yes (JSON,
-    with the CSRF token in the X-CSRFToken header). Sent again on later visits, which tells Varde
-    the device still holds it."""
+    """This device's PushSubscription, posted by push.js after the user said yes (JSON, with the
+    CSRF token in the X-CSRFToken header). With ``"refresh": true`` (varde.js, once a day) it only
+    tells Varde the device still holds a subscription of this account's; never adds or takes one."""
     data = request.get_json(silent=True)
+    if isinstance(data, dict) and data.get("refresh") is True:
+        known = services.refresh(current_user.id, data)
+        db.session.commit()
+        return jsonify({"known": known})
     ua = request.headers.get("User-Agent", "")
     label = device_label(ua) or _("Ukjent nettleser")
     try:

@@ -190,6 +190,24 @@ def subscribe(account_id: int, data: object, label: str) -> tuple[PushSubscripti
     return sub, created
 
 
+def refresh(account_id: int, data: object) -> bool:
+    """A device with push on says it still holds its subscription (once a day). Only the
+    account's own subscription is refreshed: one removed in settings, or one another account
+    took over on a shared browser, stays removed (the page then turns push off in the browser)."""
+    endpoint = data.get("endpoint") if isinstance(data, dict) else None
+    if not isinstance(endpoint, str):
+        return False
+    return (
+        db.session.execute(
+            update(PushSubscription)
+            .where(PushSubscription.endpoint == endpoint, PushSubscription.account_id == account_id)
+            .values(last_seen_at=clock.utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
+
+
 def devices(account_id: int) -> list[PushSubscription]:
     return list(
         db.session.scalars(

@@ -51,7 +51,9 @@
   document.addEventListener("DOMContentLoaded", sessionWarning);
 
   // Once a day, a device with push on tells Varde it still holds its subscription (devices not
-  // seen for two months are forgotten: some push services accept pushes for dead ones).
+  // seen for two months are forgotten: some push services accept pushes for dead ones). If Varde
+  // no longer knows it as this account's (removed in settings, or someone else's browser), push
+  // is turned off in the browser too, so the settings page tells the truth.
   function refreshPushSubscription(reg) {
     var body = document.body;
     if (!reg.pushManager || !("Notification" in window) || Notification.permission !== "granted") return;
@@ -65,9 +67,13 @@
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRFToken": token },
-        body: JSON.stringify(sub.toJSON()),
+        body: JSON.stringify({ endpoint: sub.endpoint, refresh: true }),
       }).then(function (response) {
-        if (response.ok) window.localStorage.setItem("varde-push-seen", String(Date.now()));
+        if (!response.ok) return;
+        return response.json().then(function (data) {
+          window.localStorage.setItem("varde-push-seen", String(Date.now()));
+          if (data && data.known === false) return sub.unsubscribe();
+        });
       });
     }).catch(function () { /* next visit */ });
   }
