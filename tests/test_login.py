@@ -309,3 +309,13 @@ def test_a_pending_login_runs_out(client, csrf, kari, frozen_clock):
     frozen_clock.advance(minutes=2)
     response = client.get("/logg-inn/kode")
     assert response.headers["Location"] == "/logg-inn"
+
+
+def test_the_language_asked_for_at_the_first_login_is_remembered_for_pushes(client, csrf, kari):
+    """Pushes are written in the account's language; an account that never chose one gets the
+    language its browser asked for at login (what its pages and service worker show)."""
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en-GB,en;q=0.9"
+    _password_step(client, csrf, "kari")
+    client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": totp_now(kari)})
+    db.session.refresh(kari)
+    assert kari.locale == "en"

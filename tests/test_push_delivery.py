@@ -51,6 +51,7 @@ def device(user, push: PushService, name: str) -> PushSubscription:
     """Register a subscription at the test push service for ``user``, as the browser would."""
     _subscriber, subscription = push.subscribe(name)
     sub, _created = services.subscribe(user.id, subscription, "Chrome · Android")
+    services.save_settings(user.id, {"quiet_enabled": False})  # the suite also runs at night
     db.session.commit()
     return sub
 

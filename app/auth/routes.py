@@ -6,6 +6,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, flash, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.orm import joinedload
@@ -88,6 +89,10 @@ def _finish_login(user: User, method: str) -> str:
     login_user(user)
     now = clock.utcnow()
     user.last_login_at = now
+    if user.locale is None:
+        # Pushes are written in the account's language: until the user chooses one, the language
+        # the browser asked for at login (what the pages and the service worker show too).
+        user.locale = str(get_locale())
     for identity in user.identities:
         if identity.provider is IdentityProvider.LOCAL:
             identity.last_used_at = now

@@ -50,8 +50,10 @@ def live_server(app) -> Iterator[str]:
     server.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance():
+    # Per module, not per session: sync Playwright keeps an asyncio loop running in this thread
+    # while it lives, and the push worker's asyncio.run() in the server tests that follow needs none.
     _require(os.path.exists(CHROMIUM), f"{CHROMIUM} not found")
     from playwright.sync_api import sync_playwright
 
@@ -108,3 +110,60 @@ def axe():
         ]
 
     return run
+
+
+@pytest.fixture
+def notification_daemon():
+    """A private D-Bus session bus with a desktop-notification server on it (notification_daemon.py):
+    it sees every notification the browser shows and can click one (a trusted notificationclick)."""
+    from tests.browser.notification_daemon import NotificationDaemon, available
+
+    ok, reason = available()
+    if not ok:
+        if os.environ.get("VARDE_REQUIRE_BROWSER"):
+            pytest.fail(f"{reason} (VARDE_REQUIRE_BROWSER is set, so browser tests may not be skipped)")
+        pytest.skip(reason)
+    with NotificationDaemon() as daemon:
+        yield daemon
+    # dbus-next's disconnect() shuts the socket down but never closes it: close it here, or its
+    # ResourceWarning surfaces whenever the garbage collector runs (as an error, with filterwarnings).
+    bus = daemon._bus
+    for resource in (getattr(bus, "_stream", None), getattr(bus, "_sock", None)):
+        if resource is not None:
+            resource.close()
+
+
+@pytest.fixture
+def notifying_context(playwright_instance, live_server, notification_daemon, tmp_path):
+    """browser_context, but launched on the daemon's bus: Chromium looks for a notification server only
+    at launch, so the daemon is up first. Notifications allowed; ``context.csp_violations`` collects the
+    CSP reports of every page (new windows opened by the service worker included) and must stay empty."""
+    context = playwright_instance.chromium.launch_persistent_context(
+        str(tmp_path / "notifying-profile"),
+        executable_path=CHROMIUM,
+        # locale= reaches the pages' requests only; the browser's own (the service worker script, which
+        # /sw.js writes in the request's language) would say en-US. A Norwegian phone says nb everywhere.
+        args=[*FLAGS, "--accept-lang=nb-NO,nb"],
+        env={**os.environ, **notification_daemon.env},
+        viewport=PHONE,
+        device_scale_factor=2,
+        has_touch=True,
+        locale="nb-NO",
+        timezone_id="Europe/Oslo",
+    )
+    context.grant_permissions(["notifications"], origin=live_server)
+    violations: list[str] = []
+
+    def watch(page) -> None:  # type: ignore[no-untyped-def]
+        page.on(
+            "console",
+            lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
+
+    for page in context.pages:
+        watch(page)
+    context.on("page", watch)
+    context.csp_violations = violations  # type: ignore[attr-defined]
+    yield context
+    context.close()
+    assert not violations, f"CSP violations: {violations}"

@@ -366,3 +366,9 @@ class NotificationDaemon:
             await self._stopping.wait()
         finally:
             bus.disconnect()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bus.wait_for_disconnect(), self.timeout)
+            # dbus-next leaves its socket open after disconnecting.
+            with contextlib.suppress(Exception):
+                bus._stream.close()
+                bus._sock.close()

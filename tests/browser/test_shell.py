@@ -160,7 +160,7 @@ def test_a_push_shows_a_notification_that_opens_the_right_url(page, live_server,
             "title": "Varde",
             "body": "Du har et nytt prøvesvar",
             "tag": "result",
-            "data": {"url": "/journal", "id": "n-1"},
+            "data": {"url": "/journal", "ids": ["n-1"]},
         }
     ]
 

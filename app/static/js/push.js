@@ -9,7 +9,13 @@
   var enable = box.querySelector("[data-push-enable]");
   var disable = box.querySelector("[data-push-disable]");
   var status = box.querySelector("[data-push-status]");
-  var TIMEOUT_MS = 15000;
+  var DEFAULT_TIMEOUT_MS = 15000;
+
+  // Read at each use (data-timeout-ms on #push-device), so a page or a test can shorten it.
+  function timeoutMs() {
+    var ms = parseInt(box.getAttribute("data-timeout-ms"), 10);
+    return ms > 0 ? ms : DEFAULT_TIMEOUT_MS;
+  }
 
   function say(name) {
     status.textContent = box.getAttribute("data-msg-" + name) || "";
@@ -89,7 +95,7 @@
   }
 
   function registration() {
-    return withTimeout(navigator.serviceWorker.ready, TIMEOUT_MS);
+    return withTimeout(navigator.serviceWorker.ready, timeoutMs());
   }
 
   registration()
@@ -121,7 +127,7 @@
                 userVisibleOnly: true,
                 applicationServerKey: keyBytes(box.getAttribute("data-vapid-key")),
               }),
-              TIMEOUT_MS
+              timeoutMs()
             );
           })
           .then(function (sub) {
