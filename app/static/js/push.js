@@ -103,7 +103,17 @@
       return reg.pushManager.getSubscription();
     })
     .then(function (sub) {
-      show(Boolean(sub) && Notification.permission === "granted");
+      if (!sub || Notification.permission !== "granted") return show(false);
+      // "On" only if Varde still sends to it for this account (it may have been removed in the
+      // device list, or belong to someone who used this browser before): else turn it off here too.
+      return post(box.getAttribute("data-subscribe-url"), { endpoint: sub.endpoint, refresh: true }).then(
+        function (data) {
+          if (data && data.known) return show(true);
+          return sub.unsubscribe().then(function () {
+            show(false);
+          });
+        }
+      );
     })
     .catch(function () {
       show(false);
