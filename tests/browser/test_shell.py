@@ -177,19 +177,22 @@ def test_a_push_cannot_send_the_user_to_another_site(page, live_server, kari):
             break
         page.wait_for_timeout(100)
     registration_id = next(r["registrationId"] for r in registrations if r["scopeURL"] == f"{live_server}/")
-    data = json.dumps({"title": "Varde", "body": "x", "tag": "t", "url": "https://evil.example/phish"})
-    cdp.send(
-        "ServiceWorker.deliverPushMessage", {"origin": live_server, "registrationId": registration_id, "data": data}
-    )
+    # Another site, and a path that a browser would read as another host ("//evil…" after "/./").
+    for n, target in enumerate(("https://evil.example/phish", "/.//evil.example/phish", "//evil.example/x")):
+        data = json.dumps({"id": f"e{n}", "title": "Varde", "body": "x", "tag": f"t{n}", "url": target})
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": live_server, "registrationId": registration_id, "data": data},
+        )
     urls = []
     for _ in range(50):
         urls = page.evaluate(
             "async () => (await (await navigator.serviceWorker.ready).getNotifications()).map((n) => n.data.url)"
         )
-        if urls:
+        if len(urls) == 3:
             break
         page.wait_for_timeout(100)
-    assert urls == ["/"]
+    assert urls == ["/", "/", "/"]
 
 
 def test_htmx_logs_out_another_device_in_place(page, live_server, kari, login_as, app):

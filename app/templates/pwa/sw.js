@@ -56,8 +56,10 @@ self.addEventListener("push", (event) => {
     data = {};
   }
   const title = typeof data.title === "string" ? data.title : "Varde";
+  // Only a page of this site: anything else (another origin, "//host/…") opens the start page.
   const target = new URL(typeof data.url === "string" ? data.url : "/", self.location.origin);
-  const url = target.origin === self.location.origin ? target.pathname + target.search + target.hash : "/";
+  const path = target.pathname + target.search + target.hash;
+  const url = target.origin === self.location.origin && !path.startsWith("//") ? path : "/";
   const tag = typeof data.tag === "string" ? data.tag : "varde";
   const id = typeof data.id === "string" ? data.id : null;
   event.waitUntil(
@@ -87,7 +89,8 @@ self.addEventListener("push", (event) => {
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();
   const path = (event.notification.data && event.notification.data.url) || "/";
-  const target = new URL(path, self.location.origin).href;
+  const parsed = new URL(path, self.location.origin);
+  const target = parsed.origin === self.location.origin ? parsed.href : new URL("/", self.location.origin).href;
   event.waitUntil(
     self.clients.matchAll({ type: "window" }).then((windows) => {
       const client = windows.find((c) => new URL(c.url).origin === self.location.origin && "navigate" in c);
