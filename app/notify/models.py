@@ -45,7 +45,8 @@ class Notification(db.Model):
     __tablename__ = "notification"
     __table_args__ = (
         UniqueConstraint("event_id", "account_id", name="uq_notification_event_account"),
-        Index("ix_notification_account_unread", "account_id", "read_at", "id"),
+        Index("ix_notification_account_unread", "account_id", "read_at", "id"),  # the bell's count
+        Index("ix_notification_account_list", "account_id", "id"),  # the list, newest first
         Index("ix_notification_object", "object_type", "object_id"),
     )
 
@@ -55,7 +56,7 @@ class Notification(db.Model):
     event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
     # Whose record it is about: the account's own person, or a child of theirs.
-    subject_person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    subject_person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     object_type: Mapped[str | None] = mapped_column(String(40))
     object_id: Mapped[int | None]
@@ -104,6 +105,7 @@ class PushDelivery(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     notification_id: Mapped[int] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"))
+    # (notification_id is indexed by the unique constraint below, which starts with it.)
     subscription_id: Mapped[int | None] = mapped_column(
         ForeignKey("push_subscription.id", ondelete="SET NULL"), index=True
     )
@@ -116,7 +118,7 @@ class PushDelivery(db.Model):
     sent_at: Mapped[datetime | None]
     last_status: Mapped[int | None]  # the push service's last HTTP status (0: no answer)
     last_error: Mapped[str | None] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(default=now_default)
+    created_at: Mapped[datetime] = mapped_column(default=now_default, index=True)  # pruning
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
 

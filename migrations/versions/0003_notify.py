@@ -2,7 +2,7 @@
 
 Revision ID: 0003_notify
 Revises: 0002_record
-Create Date: 2026-11-26 12:28:13.915624
+Create Date: 2026-11-26 13:25:18.852218
 
 """
 from alembic import op
@@ -54,8 +54,10 @@ def upgrade():
     sa.UniqueConstraint('token', name=op.f('uq_notification_token'))
     )
     with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.create_index('ix_notification_account_list', ['account_id', 'id'], unique=False)
         batch_op.create_index('ix_notification_account_unread', ['account_id', 'read_at', 'id'], unique=False)
         batch_op.create_index('ix_notification_object', ['object_type', 'object_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_notification_subject_person_id'), ['subject_person_id'], unique=False)
 
     op.create_table('notification_settings',
     sa.Column('account_id', sa.Integer(), nullable=False),
@@ -108,6 +110,7 @@ def upgrade():
     sa.UniqueConstraint('notification_id', 'subscription_id', name='uq_push_delivery_notification_subscription')
     )
     with op.batch_alter_table('push_delivery', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_push_delivery_created_at'), ['created_at'], unique=False)
         batch_op.create_index('ix_push_delivery_due', ['state', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_push_delivery_subscription_id'), ['subscription_id'], unique=False)
 
@@ -119,6 +122,7 @@ def downgrade():
     with op.batch_alter_table('push_delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_push_delivery_subscription_id'))
         batch_op.drop_index('ix_push_delivery_due')
+        batch_op.drop_index(batch_op.f('ix_push_delivery_created_at'))
 
     op.drop_table('push_delivery')
     with op.batch_alter_table('push_subscription', schema=None) as batch_op:
@@ -128,8 +132,10 @@ def downgrade():
     op.drop_table('push_subscription')
     op.drop_table('notification_settings')
     with op.batch_alter_table('notification', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_subject_person_id'))
         batch_op.drop_index('ix_notification_object')
         batch_op.drop_index('ix_notification_account_unread')
+        batch_op.drop_index('ix_notification_account_list')
 
     op.drop_table('notification')
     with op.batch_alter_table('person_relation', schema=None) as batch_op:
