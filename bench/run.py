@@ -8,6 +8,9 @@
    Goal: at least 0.25 of the hello-world rate.
 3. The health-record benchmarks of bench/record.py (page cost against history, FHIR import
    throughput), run in a process of their own; they also append to bench/results/record.md.
+4. The push benchmarks of bench/push.py (delivery throughput against openssl's two-process ECDH
+   rate, event-to-push latency with the worker running), in a process of their own; they also
+   append to bench/results/push.md and write bench/results/push.json.
 
     make bench        (or: .venv/bin/python bench/run.py [--quick])
 """
@@ -232,6 +235,13 @@ def record_benchmarks(quick: bool) -> list[str]:
     return ["#" + line if line.startswith("#") else line for line in out.strip().splitlines()]
 
 
+def push_benchmarks(quick: bool) -> list[str]:
+    """bench/push.py (the push-notification issue) in a process of its own; its report one heading level down."""
+    cmd = [sys.executable, str(ROOT / "bench" / "push.py"), *(["--quick"] if quick else [])]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, timeout=1800).stdout
+    return ["#" + line if line.startswith("#") else line for line in out.strip().splitlines()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3-second runs, one round")
@@ -260,6 +270,7 @@ def main() -> None:
             baseline = hello[i // per_round]
             lines.append(f"| {name} | {rps:,.0f} | {p99:.1f} | {rps / baseline:.2f} |")
     lines += ["", *record_benchmarks(args.quick)]
+    lines += ["", *push_benchmarks(args.quick)]
     report = "\n".join(lines)
     print(report)
     out = ROOT / "bench" / "results"

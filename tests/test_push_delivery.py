@@ -450,3 +450,99 @@ def test_push_cli(app, kari, push):
     out = runner.invoke(args=["push", "status"]).output
     assert "    sent  1" in out and "  failed  1" in out and "last status 413" in out
     assert "'subscriptions': 0" in runner.invoke(args=["push", "prune"]).output
+
+
+# -- Robustness (from review) ----------------------------------------------------------------
+
+
+def test_one_row_that_cannot_be_prepared_does_not_hold_up_the_batch(kari, per, push, monkeypatch):
+    device(kari, push, "kari-phone")
+    device(per, push, "per-phone")
+    emit(kari.person_id, "note_released")
+    emit(per.person_id, "result_released")
+    real = delivery._texts
+
+    def texts(kind, locale, first_name):
+        if kind == "note_released":
+            raise RuntimeError("boom")
+        return real(kind, locale, first_name)
+
+    monkeypatch.setattr(delivery, "_texts", texts)
+    stats = delivery.deliver_due()
+    assert stats["sent"] == 1
+    assert sorted(states()) == sorted([(DeliveryState.FAILED, None), (DeliveryState.SENT, 201)])
+    assert [m.name for m in push.received] == ["per-phone"]
+
+
+def test_a_row_whose_workers_keep_dying_is_given_up(app, kari, push, frozen_clock):
+    device(kari, push, "kari-phone")
+    emit(kari.person_id)
+    db.session.execute(
+        update(PushDelivery).values(attempts=app.config["PUSH_MAX_ATTEMPTS"], claimed_until=frozen_clock.now)
+    )
+    db.session.commit()
+    frozen_clock.advance(seconds=1)
+    delivery.deliver_due()
+    row = the_delivery()
+    assert row.state is DeliveryState.FAILED and "gave up" in row.last_error
+    assert push.attempts == []
+
+
+def test_a_parents_push_waiting_out_the_night_is_dropped_if_the_child_turned_12(kari, push, frozen_clock):
+    child = factories.PersonFactory(given_name="Emma", family_name="Nordmann", birth_date=factories.birth_for_age(11))
+    db.session.add(Relation(holder_id=kari.person_id, subject_id=child.id, kind=RelationKind.PARENT))
+    db.session.commit()
+    device(kari, push, "kari-phone")
+    emit(child.id)
+    frozen_clock.advance(days=365)
+    delivery.deliver_due()
+    assert states() == [(DeliveryState.GONE, None)]
+    assert push.attempts == []
+
+
+def test_a_closed_account_gets_no_push(kari, push):
+    device(kari, push, "kari-phone")
+    emit(kari.person_id)
+    kari.active = False
+    db.session.commit()
+    delivery.deliver_due()
+    assert states() == [(DeliveryState.GONE, None)]
+
+
+def test_a_childs_news_has_its_own_topic_and_tag(kari, ola, push):
+    db.session.add(Relation(holder_id=kari.person_id, subject_id=ola.id, kind=RelationKind.PARENT))
+    db.session.commit()
+    device(kari, push, "kari-phone")
+    emit(kari.person_id)
+    emit(ola.id)
+    delivery.deliver_due()
+    own, childs = sorted(push.wait_for(2), key=lambda m: m.json()["title"].startswith("Ola"))
+    assert (own.topic, own.json()["tag"]) == ("results", "varde-results")
+    assert childs.topic.startswith("results-") and childs.topic != own.topic and len(childs.topic) <= 32
+    assert childs.json()["tag"] == "varde-" + childs.topic
+
+
+def test_an_answer_never_overwrites_a_row_that_was_ended_meanwhile(kari, push, frozen_clock):
+    device(kari, push, "kari-phone")
+    emit(kari.person_id)
+    now = frozen_clock.now
+    [row_id] = delivery._claim(now, 10, timedelta(minutes=5))
+    jobs, _expired = delivery._load_jobs([row_id], now)
+    services.remove_device(kari.id, subscription_id=jobs[0].subscription_id)  # removed while sending
+    db.session.commit()
+    delivery._record([delivery.Answer(jobs[0], 201)], now, now + timedelta(minutes=5))
+    assert states() == [(DeliveryState.GONE, None)]
+
+
+def test_our_encryption_is_what_http_ece_reads():
+    """The worker encrypts with `cryptography` directly (half the cost); http_ece, the library
+    pywebpush uses, must read it as RFC 8291 aes128gcm."""
+    import http_ece
+
+    from tests.push_service import Subscriber
+
+    subscriber = Subscriber()
+    body = delivery.encrypt_aes128gcm(subscriber.public, subscriber.auth, b'{"title":"Du har et nytt pr\\u00f8vesvar"}')
+    plain = http_ece.decrypt(body, private_key=subscriber.private_key, auth_secret=subscriber.auth, version="aes128gcm")
+    assert plain == b'{"title":"Du har et nytt pr\\u00f8vesvar"}'
+    assert plain == subscriber.decrypt(body)

@@ -103,16 +103,23 @@ def today_in_norway() -> date:
 
 def parent_may_see(holder_person_id: int | None, child: Person, today: date | None = None) -> bool:
     """Does this person hold parental responsibility for ``child``, and is the child young enough?"""
-    if holder_person_id is None or holder_person_id == child.id:
+    return parent_may_see_child(holder_person_id, child.id, child.birth_date, today)
+
+
+def parent_may_see_child(
+    holder_person_id: int | None, child_id: int, birth_date: date, today: date | None = None
+) -> bool:
+    """``parent_may_see`` for a child known by id and birth date (the push worker's rows)."""
+    if holder_person_id is None or holder_person_id == child_id:
         return False
     today = today or today_in_norway()
-    if child.age_on(today) >= PARENT_FULL_ACCESS_UNTIL_AGE:
+    if age_on(birth_date, today) >= PARENT_FULL_ACCESS_UNTIL_AGE:
         return False
     return (
         db.session.scalar(
             select(Relation.id).where(
                 Relation.holder_id == holder_person_id,
-                Relation.subject_id == child.id,
+                Relation.subject_id == child_id,
                 Relation.kind == RelationKind.PARENT,
                 or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
             )

@@ -129,13 +129,15 @@ def notification_for(account_id: int, item_id: int) -> Notification:
     ).one()
 
 
-def expected_payload(notification: Notification, title: str = "Du har et nytt prøvesvar") -> dict:
+def expected_payload(
+    notification: Notification, title: str = "Du har et nytt prøvesvar", tag: str = "varde-results"
+) -> dict:
     return {
         "id": notification.token,
         "title": title,
         "body": "Trykk for å åpne Varde.",
         "url": f"/varsler/{notification.token}",
-        "tag": "varde-results",
+        "tag": tag,
     }
 
 
@@ -370,7 +372,10 @@ def test_a_parent_taps_and_sees_the_childs_result(
     notice = notification_for(kari.id, item.id)
     assert notice.subject_person_id == ola.id
     [message] = send(push)
-    assert message.json() == expected_payload(notice, "Ola har et nytt prøvesvar")
+    # A child's news has its own tag (a keyed hash, not Ola's id), so it never replaces Kari's own.
+    tag = message.json()["tag"]
+    assert tag.startswith("varde-results-") and len(tag) > len("varde-results-")
+    assert message.json() == expected_payload(notice, "Ola har et nytt prøvesvar", tag)
 
     page, worker = open_varde(context, live_server, kari)
     assert page.locator(".acting-banner").count() == 0  # Kari's own record until the tap
