@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import Executable, Select, bindparam, delete, insert, select, update
+from sqlalchemy import Executable, Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import joinedload
 from werkzeug.datastructures import CallbackDict
 
@@ -50,6 +50,7 @@ class DbSession(CallbackDict, SessionMixin):
         self.user_id: int | None = None
         self.user: User | None = None  # loaded with the session; Flask-Login's user_loader uses it
         self.last_seen_at: datetime | None = None
+        self.unread_notifications: int | None = None  # the bell's count, loaded with the session
 
     @property
     def new(self) -> bool:  # type: ignore[override]
@@ -72,12 +73,22 @@ class NullSession(DbSession):
 
 @cache
 def _session_query() -> Select:
-    """One query brings the session, its account and the account's person: every page needs all three.
+    """One query brings the session, its account, the account's person and the bell's unread
+    count: every page needs all four.
 
     Built once; SQLAlchemy then reuses the compiled statement.
     """
+    from app.notify.models import Notification
+
+    unread = (
+        select(func.count(Notification.id))
+        .where(Notification.account_id == ServerSession.user_id, Notification.read_at.is_(None))
+        .correlate(ServerSession)
+        .scalar_subquery()
+        .label("unread_notifications")
+    )
     return (
-        select(ServerSession.__table__, User)
+        select(ServerSession.__table__, unread, User)
         .outerjoin(User, User.id == ServerSession.user_id)
         .options(joinedload(User.person))
         .where(ServerSession.id == bindparam("sid"))
@@ -109,6 +120,7 @@ class DbSessionInterface(SessionInterface):
         session.user_id = row.user_id
         session.user = user
         session.last_seen_at = last_seen
+        session.unread_notifications = row.unread_notifications
         return session
 
     def save_session(self, app: Flask, session: DbSession, response: Response) -> None:  # type: ignore[override]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import current_app
+from flask import current_app, g
 from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
@@ -23,6 +23,15 @@ PAGE_SIZE = 30
 
 
 # -- The notification centre -----------------------------------------------------------------
+
+
+def _count_changed() -> None:
+    """The bell's count came with the session; after a change in this request, count again."""
+    from flask import has_request_context, session
+
+    if has_request_context():
+        session.unread_notifications = None  # type: ignore[attr-defined]
+        g.pop("_varde_unread", None)
 
 
 def unread_count(account_id: int) -> int:
@@ -66,6 +75,7 @@ def by_token(account_id: int, token: str) -> Notification | None:
 
 
 def mark_read(account_id: int, notification_id: int) -> bool:
+    _count_changed()
     return (
         db.session.execute(
             update(Notification)
@@ -82,6 +92,7 @@ def mark_read(account_id: int, notification_id: int) -> bool:
 
 
 def mark_all_read(account_id: int) -> int:
+    _count_changed()
     return db.session.execute(
         update(Notification)
         .where(Notification.account_id == account_id, Notification.read_at.is_(None))
@@ -92,6 +103,7 @@ def mark_all_read(account_id: int) -> int:
 
 def mark_read_for(account_id: int, object_type: str, object_ids: list[int]) -> None:
     """Opening an item reads its notifications (the caller's request commits)."""
+    _count_changed()
     db.session.execute(
         update(Notification)
         .where(

@@ -106,6 +106,7 @@ def _translations():  # type: ignore[no-untyped-def]
 
 def _unread_notifications() -> int:
     """The bell's count (one indexed COUNT, only when a whole page is drawn)."""
+    from flask import session
     from flask_login import current_user
 
     from app.notify.services import unread_count
@@ -113,7 +114,9 @@ def _unread_notifications() -> int:
     if not current_user.is_authenticated:
         return 0
     if "_varde_unread" not in g:
-        g._varde_unread = unread_count(current_user.id)
+        # Loaded with the session (no query of its own), unless this request read a notification.
+        loaded = getattr(session, "unread_notifications", None)
+        g._varde_unread = loaded if loaded is not None else unread_count(current_user.id)
     return g._varde_unread
 
 
