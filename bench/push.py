@@ -335,11 +335,11 @@ def populate(ids: NextIds, origin: str, accounts: int, per_account: int, devices
     from app.auth.models import Role, User
     from app.db import db
     from app.notify.models import DeliveryState, Event, Notification, PushDelivery, PushSubscription
-    from app.people.models import Person
+    from app.people.models import Person, Relation, RelationKind
 
     now = clock.utcnow()
     due = now - timedelta(seconds=1)
-    persons, users, subs, events, notes, deliveries = [], [], [], [], [], []
+    persons, users, subs, events, notes, deliveries, relations = [], [], [], [], [], [], []
     for a in range(accounts):
         ids.person += 1
         ids.account += 1
@@ -368,6 +368,23 @@ def populate(ids: NextIds, origin: str, accounts: int, per_account: int, devices
                 "created_at": now,
             }
         )
+        # Each account's child (5 years old, with the parent relation), whom one notice in ten is about.
+        ids.person += 1
+        child_id = ids.person
+        persons.append(
+            {
+                "id": child_id,
+                "national_id": f"8{child_id:010d}",
+                "given_name": GIVEN[child_id % len(GIVEN)],
+                "family_name": "Benkesen",
+                "birth_date": date(now.year - 5, 1 + child_id % 12, 1 + child_id % 28),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        relations.append(
+            {"holder_id": person_id, "subject_id": child_id, "kind": RelationKind.PARENT, "created_at": now}
+        )
         sub_ids = []
         for d in range(devices):
             ids.subscription += 1
@@ -388,8 +405,8 @@ def populate(ids: NextIds, origin: str, accounts: int, per_account: int, devices
             ids.event += 1
             ids.notification += 1
             kind = KINDS[(a + k) % len(KINDS)]
-            # About a child: another person (the previous one; the first one is about themselves).
-            subject = person_id - 1 if (k % 10 == 9 and person_id > 1) else person_id
+            # About their child, one in ten (the payload then names them; the worker checks access).
+            subject = child_id if k % 10 == 9 else person_id
             url = f"/journal/{ids.event}"
             events.append(
                 {
@@ -433,6 +450,7 @@ def populate(ids: NextIds, origin: str, accounts: int, per_account: int, devices
                 )
     for model, rows in (
         (Person, persons),
+        (Relation, relations),
         (User, users),
         (PushSubscription, subs),
         (Event, events),
