@@ -546,3 +546,19 @@ def test_our_encryption_is_what_http_ece_reads():
     plain = http_ece.decrypt(body, private_key=subscriber.private_key, auth_secret=subscriber.auth, version="aes128gcm")
     assert plain == b'{"title":"Du har et nytt pr\\u00f8vesvar"}'
     assert plain == subscriber.decrypt(body)
+
+
+def test_429_slows_down_everything_waiting_for_that_push_service(app, kari, per, push, frozen_clock, monkeypatch):
+    monkeypatch.setitem(app.config, "PUSH_BATCH", 1)  # the second push is not in the first batch
+    device(kari, push, "kari-phone")
+    device(per, push, "per-phone")
+    push.script("kari-phone", 429, retry_after=120)
+    emit(kari.person_id)
+    emit(per.person_id)
+    delivery.deliver_due()
+    assert len(push.attempts) == 1  # Per's push was not sent into the rate limit
+    db.session.expire_all()
+    waits = {d.next_attempt_at for d in db.session.scalars(select(PushDelivery))}
+    assert waits == {frozen_clock.now + timedelta(seconds=120)}
+    frozen_clock.advance(seconds=121)
+    assert delivery.deliver_due()["sent"] == 2

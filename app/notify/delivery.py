@@ -89,11 +89,15 @@ def _signer(private_key: str) -> Vapid02:
     return Vapid02(private_key=vapid.load_private_key(private_key))
 
 
+def _origin(endpoint: str) -> str:
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def vapid_headers(endpoint: str) -> dict[str, str]:
     """The Authorization header for a push service origin, signed once and reused for hours
     (``exp`` 12 h ahead, re-signed after 6 h): signing per push would cost as much as sending."""
-    parts = urlsplit(endpoint)
-    audience = f"{parts.scheme}://{parts.netloc}"
+    audience = _origin(endpoint)
     now = monotonic()
     hit = _vapid_cache.get(audience)
     if hit and hit[0] > now:
@@ -314,6 +318,7 @@ def _record(answers: list[Answer], now: datetime, claimed_until: datetime) -> di
     GONE); a retry or failure only where this worker's claim still holds (not another's)."""
     config = current_app.config
     stats = {"sent": 0, "gone": 0, "retry": 0, "failed": 0}
+    slowed_down: dict[str, datetime] = {}  # push service origin -> not before
     sent = [a for a in answers if 200 <= a.status < 300]
     gone = [a for a in answers if a.status in (404, 410)]
     for chunk in _chunks([a.job.id for a in sent]):
@@ -349,6 +354,7 @@ def _record(answers: list[Answer], now: datetime, claimed_until: datetime) -> di
         if a.status == 429:
             values["next_attempt_at"] = now + timedelta(seconds=retry_after_seconds(a.retry_after, now))
             retry = a.job.attempts < config["PUSH_MAX_ATTEMPTS"]
+            slowed_down.setdefault(_origin(a.job.endpoint), values["next_attempt_at"])
         elif a.status >= 500 or a.status == NO_ANSWER:
             values["next_attempt_at"] = now + timedelta(
                 seconds=backoff_seconds(
@@ -375,6 +381,24 @@ def _record(answers: list[Answer], now: datetime, claimed_until: datetime) -> di
                 PushDelivery.claimed_until == claimed_until,
             )
             .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    for origin, not_before in slowed_down.items():
+        # A push service that says "too many requests" means it for the sender, not one device:
+        # what else waits for it (and no worker holds) waits as long.
+        db.session.execute(
+            update(PushDelivery)
+            .where(
+                PushDelivery.state == DeliveryState.PENDING,
+                PushDelivery.next_attempt_at < not_before,
+                (PushDelivery.claimed_until.is_(None)) | (PushDelivery.claimed_until <= now),
+                PushDelivery.subscription_id.in_(
+                    select(PushSubscription.id).where(
+                        PushSubscription.endpoint.startswith(origin + "/", autoescape=True)
+                    )
+                ),
+            )
+            .values(next_attempt_at=not_before)
             .execution_options(synchronize_session=False)
         )
     db.session.commit()
