@@ -562,3 +562,13 @@ def test_429_slows_down_everything_waiting_for_that_push_service(app, kari, per,
     assert waits == {frozen_clock.now + timedelta(seconds=120)}
     frozen_clock.advance(seconds=121)
     assert delivery.deliver_due()["sent"] == 2
+
+
+def test_a_claim_takes_no_more_rows_than_asked(kari, push):
+    for n in range(3):
+        device(kari, push, f"kari-{n}")
+    emit(kari.person_id)
+    now = clock.utcnow()
+    for _ in range(3):
+        assert len(delivery._claim(now, 1, timedelta(minutes=2))) == 1
+    assert delivery._claim(now, 1, timedelta(minutes=2)) == []

@@ -170,15 +170,17 @@ def _claim(now: datetime, limit: int, lease: timedelta) -> list[int]:
         .order_by(PushDelivery.next_attempt_at, PushDelivery.id)
         .limit(limit)
     )
+    claim = {"claimed_until": now + lease, "attempts": PushDelivery.attempts + 1}
     if db.engine.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # Locked rows are skipped, so workers never wait for each other. A materialised CTE, not
+        # "id IN (… LIMIT n)": PostgreSQL may run such a subquery more than once and take more rows.
+        locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        statement = update(PushDelivery).where(PushDelivery.id == locked.c.id)
+    else:
+        statement = update(PushDelivery).where(PushDelivery.id.in_(due.scalar_subquery()))
     ids = db.session.scalars(
-        update(PushDelivery)
-        .where(
-            PushDelivery.id.in_(due.scalar_subquery()),
-            PushDelivery.state == DeliveryState.PENDING,
-        )
-        .values(claimed_until=now + lease, attempts=PushDelivery.attempts + 1)
+        statement.where(PushDelivery.state == DeliveryState.PENDING)
+        .values(**claim)
         .returning(PushDelivery.id)
         .execution_options(synchronize_session=False)
     ).all()
