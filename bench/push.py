@@ -38,7 +38,6 @@ import platform
 import re
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -64,57 +63,8 @@ LOCALES = (None, "nb", "en")  # None: the default (nb)
 SUBJECT = "mailto:bench@varde.example"
 
 
-def log(*args: object) -> None:
-    print(*args, file=sys.stderr, flush=True)
-
-
-def pg_reachable() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5432), 1).close()
-        return True
-    except OSError:
-        return False
-
-
-def create_schema() -> tuple[str, str]:
-    """A private schema (as tests/conftest.py and bench/record.py do); returns (url with its search_path, schema)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    schema = "bench_push_" + secrets.token_hex(4)
-    engine = create_engine(PG_URL)
-    with engine.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine.dispose()
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
-    return url, schema
-
-
-def drop_schema(schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(PG_URL)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def app_on(url: str):
-    """The app on ``url`` with every table created, in its context."""
-    from app import create_app
-    from app.db import db
-
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
-    with app.app_context():
-        db.create_all()
-        try:
-            yield app
-        finally:
-            db.session.remove()
-            db.engine.dispose()
+# The PostgreSQL schema and app helpers are bench/record.py's (same database, same conventions).
+from bench.record import app_on, create_schema, drop_schema, log, pg_reachable  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
