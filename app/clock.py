@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+NORWAY = ZoneInfo("Europe/Oslo")  # wall time for birthdays, quiet hours and source systems' local times
 
 
 def utcnow() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def today_in_norway() -> date:
+    """Today in Norway: a birthday that changes what a parent may see begins at midnight here."""
+    return utcnow().astimezone(NORWAY).date()

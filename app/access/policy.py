@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, abort, g, session
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -93,12 +92,6 @@ def patient_visible() -> ColumnElement[bool]:
 # the relatives issue).
 PARENT_FULL_ACCESS_UNTIL_AGE = 12
 ACTING_FOR = "acting_for"  # session key: the person whose record the user chose to see
-NORWAY = ZoneInfo("Europe/Oslo")
-
-
-def today_in_norway() -> date:
-    """Today in Norway: a birthday that changes what a parent may see begins at midnight here."""
-    return clock.utcnow().astimezone(NORWAY).date()
 
 
 def parent_may_see(holder_person_id: int | None, child: Person, today: date | None = None) -> bool:
@@ -112,7 +105,7 @@ def parent_may_see_child(
     """``parent_may_see`` for a child known by id and birth date (the push worker's rows)."""
     if holder_person_id is None or holder_person_id == child_id:
         return False
-    today = today or today_in_norway()
+    today = today or clock.today_in_norway()
     if age_on(birth_date, today) >= PARENT_FULL_ACCESS_UNTIL_AGE:
         return False
     return (
@@ -226,7 +219,7 @@ def switchable_people(viewer: User) -> list[Person]:
     """Everyone whose record the viewer may open from the profile switcher, themselves first."""
     if viewer.role is not Role.PATIENT or viewer.person is None:
         return []
-    today = today_in_norway()
+    today = clock.today_in_norway()
     children = db.session.scalars(
         select(Person)
         .join(Relation, Relation.subject_id == Person.id)
@@ -249,6 +242,7 @@ def switch_to(viewer: User, person_id: int) -> Person | None:
         session.pop(ACTING_FOR, None)
     else:
         session[ACTING_FOR] = person.id
+    g.pop("_varde_acting_for", None)
     return person
 
 
@@ -259,12 +253,15 @@ def current_patient(viewer: User) -> Person:
     if viewer.role is not Role.PATIENT or viewer.person is None:
         abort(404)
     acting_for = session.get(ACTING_FOR)
-    if acting_for is not None and acting_for != viewer.person_id:
+    if acting_for is None or acting_for == viewer.person_id:
+        return viewer.person
+    if g.get("_varde_acting_for") is None:  # once a request: the route and the banner both ask
         child = db.session.get(Person, acting_for)
-        if child is not None and parent_may_see(viewer.person_id, child):
-            return child
-        session.pop(ACTING_FOR, None)
-    return viewer.person
+        if child is None or not parent_may_see(viewer.person_id, child):
+            session.pop(ACTING_FOR, None)
+            return viewer.person
+        g._varde_acting_for = child
+    return g._varde_acting_for
 
 
 def notification_recipients(person_ids: set[int]) -> dict[int, list[tuple[int, bool]]]:
@@ -279,7 +276,7 @@ def notification_recipients(person_ids: set[int]) -> dict[int, list[tuple[int, b
         select(User.id, User.person_id).where(User.person_id.in_(ids), User.role == Role.PATIENT, User.active.is_(True))
     ):
         out[person_id].append((account_id, True))
-    today = today_in_norway()
+    today = clock.today_in_norway()
     young = [
         pid
         for pid, birth in db.session.execute(select(Person.id, Person.birth_date).where(Person.id.in_(ids)))

@@ -40,7 +40,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from py_vapid import Vapid02
 from pywebpush import CaseInsensitiveDict, WebPusher, WebPushException
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, select, update
 
 from app import clock
 from app.access.policy import parent_may_see_child
@@ -279,12 +279,7 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
     gone += sorted(set(ids) - {j.id for j in jobs} - set(expired) - set(gone) - set(broken))
     for state, chosen in ((DeliveryState.GONE, gone), (DeliveryState.EXPIRED, expired), (DeliveryState.FAILED, broken)):
         for chunk in _chunks(chosen):
-            db.session.execute(
-                update(PushDelivery)
-                .where(PushDelivery.id.in_(chunk), PushDelivery.state == DeliveryState.PENDING)
-                .values(state=state, claimed_until=None)
-                .execution_options(synchronize_session=False)
-            )
+            end_waiting(PushDelivery.id.in_(chunk), state)
     db.session.commit()
     return jobs, expired
 
@@ -407,14 +402,20 @@ def _record(answers: list[Answer], now: datetime, claimed_until: datetime) -> di
     return stats
 
 
-def _forget_subscriptions(sub_ids: list[int]) -> None:
-    """Delete subscriptions; their deliveries still waiting end as GONE (sent ones stay as they were)."""
+def end_waiting(condition: ColumnElement[bool], state: DeliveryState = DeliveryState.GONE) -> None:
+    """Deliveries still waiting that match ``condition`` are not sent (sent or ended ones stay as
+    they were). The one way a delivery ends without an answer from the push service."""
     db.session.execute(
         update(PushDelivery)
-        .where(PushDelivery.subscription_id.in_(sub_ids), PushDelivery.state == DeliveryState.PENDING)
-        .values(state=DeliveryState.GONE, claimed_until=None)
+        .where(condition, PushDelivery.state == DeliveryState.PENDING)
+        .values(state=state, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
+
+
+def _forget_subscriptions(sub_ids: list[int]) -> None:
+    """Delete subscriptions; their deliveries still waiting end as GONE."""
+    end_waiting(PushDelivery.subscription_id.in_(sub_ids))
     db.session.execute(
         delete(PushSubscription).where(PushSubscription.id.in_(sub_ids)).execution_options(synchronize_session=False)
     )

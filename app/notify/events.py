@@ -14,10 +14,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -33,7 +32,6 @@ from app.notify.models import (
     PushSubscription,
 )
 
-LOCAL_TZ = ZoneInfo("Europe/Oslo")
 _WAKE = "varde_push_pending"
 
 
@@ -158,12 +156,7 @@ def withdraw(object_type: str, object_id: int, *, guardians_only: bool) -> None:
     ids = list(db.session.scalars(query))
     if not ids:
         return
-    db.session.execute(
-        update(PushDelivery)
-        .where(PushDelivery.notification_id.in_(ids), PushDelivery.state == DeliveryState.PENDING)
-        .values(state=DeliveryState.GONE, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
+    # Their pushes not yet sent go with them (push_delivery cascades on its notification).
     db.session.execute(
         delete(Notification).where(Notification.id.in_(ids)).execution_options(synchronize_session=False)
     )
@@ -196,14 +189,14 @@ def next_allowed(now: datetime, prefs: NotificationSettings, *, breaks_through: 
     """``now``, or the end of the account's quiet hours (Norwegian time) if it is night for them."""
     if breaks_through or not prefs.quiet_enabled:
         return now
-    local = now.astimezone(LOCAL_TZ)
+    local = now.astimezone(clock.NORWAY)
     if not in_quiet_hours(local.time(), prefs.quiet_start, prefs.quiet_end):
         return now
     end = local.replace(hour=prefs.quiet_end.hour, minute=prefs.quiet_end.minute, second=0, microsecond=0)
     if end <= local:
         end += timedelta(days=1)
     # Build the wall time again in the zone, so a DST change in the night lands on the right hour.
-    end = datetime.combine(end.date(), prefs.quiet_end, tzinfo=LOCAL_TZ)
+    end = datetime.combine(end.date(), prefs.quiet_end, tzinfo=clock.NORWAY)
     return end.astimezone(now.tzinfo)
 
 

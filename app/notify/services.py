@@ -15,8 +15,8 @@ from sqlalchemy import func, select, update
 
 from app import clock
 from app.db import db
-from app.notify.delivery import _forget_subscriptions
-from app.notify.models import DeliveryState, Notification, NotificationSettings, PushDelivery, PushSubscription
+from app.notify.delivery import _forget_subscriptions, end_waiting
+from app.notify.models import Notification, NotificationSettings, PushDelivery, PushSubscription
 from app.people.models import Person
 
 PAGE_SIZE = 30
@@ -187,12 +187,7 @@ def subscribe(account_id: int, data: object, label: str) -> tuple[PushSubscripti
         db.session.add(sub)
     elif sub.account_id != account_id:
         # Someone else used this browser before: what still waits for them is not sent here.
-        db.session.execute(
-            update(PushDelivery)
-            .where(PushDelivery.subscription_id == sub.id, PushDelivery.state == DeliveryState.PENDING)
-            .values(state=DeliveryState.GONE, claimed_until=None)
-            .execution_options(synchronize_session=False)
-        )
+        end_waiting(PushDelivery.subscription_id == sub.id)
         sub.created_at = now
     sub.account_id = account_id
     sub.p256dh, sub.auth = p256dh, auth

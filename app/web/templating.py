@@ -121,7 +121,7 @@ def _unread_notifications() -> int:
 
 
 def _today_in_norway():  # type: ignore[no-untyped-def]
-    from app.access.policy import today_in_norway
+    from app.clock import today_in_norway
 
     return today_in_norway()
 
