@@ -54,6 +54,21 @@ def deliveries() -> list[PushDelivery]:
     return list(db.session.scalars(select(PushDelivery).order_by(PushDelivery.id)))
 
 
+def announce_released_result(person_id: int) -> RecordItem:
+    """A released result of the person's (their record was imported first), announced again."""
+    item = db.session.scalars(
+        select(RecordItem).where(
+            RecordItem.person_id == person_id,
+            RecordItem.kind == ItemKind.RESULT,
+            RecordItem.release_state == ReleaseState.RELEASED,
+        )
+    ).first()
+    events.emit(
+        person_id, "result_released", object_type="record_item", object_id=item.id, url=f"/journal/prover/{item.id}"
+    )
+    return item
+
+
 # -- Events become notifications in the same transaction -------------------------------------
 
 
@@ -212,20 +227,7 @@ def test_bell_shows_unread_count_on_every_page(client, kari, login_as):
 
 def test_centre_lists_marks_read_and_reading_the_item_marks_it(client, kari, org, source, login_as):
     factories.record(kari.person, source, results=2, notes=1, years=0.01)
-    item = db.session.scalars(
-        select(RecordItem).where(
-            RecordItem.person_id == kari.person_id,
-            RecordItem.kind == ItemKind.RESULT,
-            RecordItem.release_state == ReleaseState.RELEASED,
-        )
-    ).first()
-    events.emit(
-        kari.person_id,
-        "result_released",
-        object_type="record_item",
-        object_id=item.id,
-        url=f"/journal/prover/{item.id}",
-    )
+    item = announce_released_result(kari.person_id)
     events.emit(
         kari.person_id, "note_released", object_type="record_item", object_id=999999, url="/journal/notater/999999"
     )
@@ -301,16 +303,7 @@ def test_expired_session_logs_in_and_lands_on_the_notification(client, kari):
 def test_parent_tap_switches_to_the_child_first(client, kari, ola, org, source, login_as):
     make_parent(kari, ola)
     factories.record(ola, source, results=2, notes=1, years=0.01)
-    item = db.session.scalars(
-        select(RecordItem).where(
-            RecordItem.person_id == ola.id,
-            RecordItem.kind == ItemKind.RESULT,
-            RecordItem.release_state == ReleaseState.RELEASED,
-        )
-    ).first()
-    events.emit(
-        ola.id, "result_released", object_type="record_item", object_id=item.id, url=f"/journal/prover/{item.id}"
-    )
+    announce_released_result(ola.id)
     db.session.commit()
     notice = notifications_of(kari)[-1]
     login_as(kari)
@@ -557,20 +550,7 @@ def test_withholding_from_the_patient_withdraws_every_notification(kari, org, so
 def test_tapping_ones_own_notification_while_viewing_a_child(client, kari, ola, org, source, login_as):
     make_parent(kari, ola)
     factories.record(kari.person, source, results=2, notes=1, years=0.01)
-    mine = db.session.scalars(
-        select(RecordItem).where(
-            RecordItem.person_id == kari.person_id,
-            RecordItem.kind == ItemKind.RESULT,
-            RecordItem.release_state == ReleaseState.RELEASED,
-        )
-    ).first()
-    events.emit(
-        kari.person_id,
-        "result_released",
-        object_type="record_item",
-        object_id=mine.id,
-        url=f"/journal/prover/{mine.id}",
-    )
+    announce_released_result(kari.person_id)
     db.session.commit()
     notice = notifications_of(kari)[-1]
     login_as(kari)
