@@ -153,3 +153,12 @@ def record(person: Person, client, *, results: int = 12, notes: int = 3, years: 
     return import_bundle(
         history_bundle(person, prefix=prefix, results=results, notes=notes, years=years, seed=seed), client
     )
+
+
+def parent_of(parent: User, child: Person) -> None:
+    """Register ``parent`` as holding parental responsibility for ``child`` (as the population
+    register or staff would)."""
+    from app.people.models import Relation, RelationKind
+
+    db.session.add(Relation(holder_id=parent.person_id, subject_id=child.id, kind=RelationKind.PARENT))
+    db.session.commit()

@@ -16,7 +16,6 @@ from app.db import db
 from app.notify import events
 from app.notify.events import in_quiet_hours, next_allowed
 from app.notify.models import DeliveryState, Event, Notification, NotificationSettings, PushDelivery, PushSubscription
-from app.people.models import Relation, RelationKind
 from app.record.models import ItemKind, RecordItem, ReleaseState
 from app.record.release import release
 from tests import factories
@@ -39,11 +38,6 @@ def add_device(user, endpoint: str = "https://fcm.googleapis.com/fcm/send/abc") 
     db.session.add(sub)
     db.session.commit()
     return sub
-
-
-def make_parent(parent_user, child) -> None:
-    db.session.add(Relation(holder_id=parent_user.person_id, subject_id=child.id, kind=RelationKind.PARENT))
-    db.session.commit()
 
 
 def notifications_of(user) -> list[Notification]:
@@ -138,8 +132,8 @@ def test_preferences_per_category(kari, kind, category):
 
 
 def test_parent_hears_of_young_child_not_of_teenager(kari, ola, ingrid):
-    make_parent(kari, ola)
-    make_parent(kari, ingrid.person)
+    factories.parent_of(kari, ola)
+    factories.parent_of(kari, ingrid.person)
     events.emit(ola.id, "result_released", object_type="record_item", object_id=1, url="/journal/prover/1")
     events.emit(ingrid.person_id, "result_released", object_type="record_item", object_id=2, url="/journal/prover/2")
     db.session.commit()
@@ -151,7 +145,7 @@ def test_parent_hears_of_young_child_not_of_teenager(kari, ola, ingrid):
 
 def test_parent_stops_hearing_on_the_12th_birthday(kari, frozen_clock):
     child = factories.PersonFactory(given_name="Emma", family_name="Nordmann", birth_date=factories.birth_for_age(11))
-    make_parent(kari, child)
+    factories.parent_of(kari, child)
     birthday = child.birth_date.replace(year=child.birth_date.year + 12)
     frozen_clock.now = datetime.combine(birthday - timedelta(days=1), time(12), tzinfo=UTC)
     events.emit(child.id, "note_released", url="/")
@@ -301,7 +295,7 @@ def test_expired_session_logs_in_and_lands_on_the_notification(client, kari):
 
 
 def test_parent_tap_switches_to_the_child_first(client, kari, ola, org, source, login_as):
-    make_parent(kari, ola)
+    factories.parent_of(kari, ola)
     factories.record(ola, source, results=2, notes=1, years=0.01)
     announce_released_result(ola.id)
     db.session.commit()
@@ -319,7 +313,7 @@ def test_parent_tap_switches_to_the_child_first(client, kari, ola, org, source, 
 
 def test_parent_tap_after_the_child_turned_12_shows_nothing(client, kari, login_as, frozen_clock):
     child = factories.PersonFactory(given_name="Emma", family_name="Nordmann", birth_date=factories.birth_for_age(11))
-    make_parent(kari, child)
+    factories.parent_of(kari, child)
     events.emit(child.id, "note_released", url="/journal/notater/1")
     db.session.commit()
     [notice] = notifications_of(kari)
@@ -331,8 +325,8 @@ def test_parent_tap_after_the_child_turned_12_shows_nothing(client, kari, login_
 
 
 def test_profile_switcher(client, kari, ola, ingrid, per, login_as):
-    make_parent(kari, ola)
-    make_parent(kari, ingrid.person)
+    factories.parent_of(kari, ola)
+    factories.parent_of(kari, ingrid.person)
     login_as(kari)
     overview = client.get("/").get_data(as_text=True)
     assert "Hvem vil du se?" in overview and "Ola, 8 år" in overview
@@ -504,7 +498,7 @@ def test_centre_pages_with_vis_eldre(client, kari, login_as):
 def test_an_item_hidden_from_guardians_is_not_announced_to_parents(kari, ola, org, source, dr_lund):
     from app.staff.services import withhold
 
-    make_parent(kari, ola)
+    factories.parent_of(kari, ola)
     factories.record(ola, source, results=2, notes=2, years=0.01)
     note = db.session.scalars(
         select(RecordItem).where(RecordItem.person_id == ola.id, RecordItem.kind == ItemKind.NOTE)
@@ -548,7 +542,7 @@ def test_withholding_from_the_patient_withdraws_every_notification(kari, org, so
 
 
 def test_tapping_ones_own_notification_while_viewing_a_child(client, kari, ola, org, source, login_as):
-    make_parent(kari, ola)
+    factories.parent_of(kari, ola)
     factories.record(kari.person, source, results=2, notes=1, years=0.01)
     announce_released_result(kari.person_id)
     db.session.commit()

@@ -24,7 +24,6 @@ from app import clock
 from app.db import db
 from app.notify import delivery, events, services
 from app.notify.models import DeliveryState, Notification, PushDelivery, PushSubscription
-from app.people.models import Relation, RelationKind
 from app.record.models import RecordItem, ReleaseState
 from app.record.release import release_due
 from tests import factories
@@ -110,8 +109,7 @@ def test_payload_in_the_accounts_language(kari, push):
 
 
 def test_parent_payload_names_the_child_by_first_name_only(kari, ola, push):
-    db.session.add(Relation(holder_id=kari.person_id, subject_id=ola.id, kind=RelationKind.PARENT))
-    db.session.commit()
+    factories.parent_of(kari, ola)
     device(kari, push, "kari-phone")
     emit(ola.id)
     delivery.deliver_due()
@@ -402,7 +400,7 @@ def test_no_health_detail_in_any_payload_or_log(kari, ola, push, source, caplog,
     import logging
 
     caplog.set_level(logging.DEBUG)
-    db.session.add(Relation(holder_id=kari.person_id, subject_id=ola.id, kind=RelationKind.PARENT))
+    factories.parent_of(kari, ola)
     source.organisation.name = MARKERS[5]
     db.session.commit()
     device(kari, push, "kari-phone")
@@ -490,8 +488,7 @@ def test_a_row_whose_workers_keep_dying_is_given_up(app, kari, push, frozen_cloc
 
 def test_a_parents_push_waiting_out_the_night_is_dropped_if_the_child_turned_12(kari, push, frozen_clock):
     child = factories.PersonFactory(given_name="Emma", family_name="Nordmann", birth_date=factories.birth_for_age(11))
-    db.session.add(Relation(holder_id=kari.person_id, subject_id=child.id, kind=RelationKind.PARENT))
-    db.session.commit()
+    factories.parent_of(kari, child)
     device(kari, push, "kari-phone")
     emit(child.id)
     frozen_clock.advance(days=365)
@@ -510,8 +507,7 @@ def test_a_closed_account_gets_no_push(kari, push):
 
 
 def test_a_childs_news_has_its_own_topic_and_tag(kari, ola, push):
-    db.session.add(Relation(holder_id=kari.person_id, subject_id=ola.id, kind=RelationKind.PARENT))
-    db.session.commit()
+    factories.parent_of(kari, ola)
     device(kari, push, "kari-phone")
     emit(kari.person_id)
     emit(ola.id)

@@ -242,13 +242,6 @@ def test_searches_fold_norwegian_letters_on_every_database(client, login_as, dr_
 # -- Parents (pasient- og brukerrettighetsloven § 3-4): children under 12 ------------------------
 
 
-def _parent(user, child) -> None:
-    from app.people.models import Relation, RelationKind
-
-    db.session.add(Relation(holder_id=user.person_id, subject_id=child.id, kind=RelationKind.PARENT))
-    db.session.commit()
-
-
 def _switch(client, person_id: int) -> int:
     from tests.conftest import csrf_from
 
@@ -258,7 +251,7 @@ def _switch(client, person_id: int) -> int:
 def test_a_parent_reads_a_young_childs_record_with_the_parent_basis(client, login_as, kari, ola, per, source):
     factories.record(ola, source, prefix="o")
     factories.record(kari.person, source, prefix="k")
-    _parent(kari, ola)
+    factories.parent_of(kari, ola)
     hidden = _items(ola, ItemKind.NOTE)[0]
     hidden.hidden_from_guardians = True
     db.session.commit()
@@ -284,7 +277,7 @@ def test_a_parent_reads_a_young_childs_record_with_the_parent_basis(client, logi
 
 def test_a_parent_of_a_teenager_sees_no_health_information(client, login_as, kari, ingrid, source):
     factories.record(ingrid.person, source, prefix="i")
-    _parent(kari, ingrid.person)
+    factories.parent_of(kari, ingrid.person)
     login_as(kari)
     assert _switch(client, ingrid.person.id) == 404
     result = _items(ingrid.person, ItemKind.RESULT)[0]
@@ -303,7 +296,7 @@ def test_the_parents_access_ends_on_the_12th_birthday_mid_session(client, login_
         given_name="Emma", family_name="Nordmann", birth_date=tomorrow.replace(year=tomorrow.year - 12)
     )
     factories.record(child, source, prefix="e")
-    _parent(kari, child)
+    factories.parent_of(kari, child)
     login_as(kari)
     assert _switch(client, child.id) == 303
     result = _items(child, ItemKind.RESULT)[0]

@@ -26,7 +26,6 @@ from app.auth.models import ServerSession
 from app.db import db
 from app.notify import delivery, services
 from app.notify.models import Notification, PushSubscription
-from app.people.models import Relation, RelationKind
 from app.record.models import ItemKind, ReleasePolicy, ReleaseRule, ReleaseState
 from app.record.present import value_text
 from app.record.release import release
@@ -364,8 +363,7 @@ def test_a_parent_taps_and_sees_the_childs_result(
     notifying_context, notification_daemon, live_server, kari, ola, scene, push
 ):
     context, daemon = notifying_context, notification_daemon
-    db.session.add(Relation(holder_id=kari.person_id, subject_id=ola.id, kind=RelationKind.PARENT))
-    db.session.commit()
+    factories.parent_of(kari, ola)
     item = held_results(ola, scene.source, "ola")[0]
     phone_subscribed(kari, push)
     release_for(item, scene)
@@ -488,8 +486,7 @@ def test_the_settings_page_asks_only_after_a_tap_and_gives_up_with_a_message(
 def test_the_centre_settings_and_bell_pass_axe_at_phone_size_and_200_percent(
     page, live_server, kari, ola, scene, push, axe
 ):
-    db.session.add(Relation(holder_id=kari.person_id, subject_id=ola.id, kind=RelationKind.PARENT))
-    db.session.commit()
+    factories.parent_of(kari, ola)
     ola_item = held_results(ola, scene.source, "ola")[0]
     phone_subscribed(kari, push, quiet_hours=True)  # nothing is pushed here: the settings as they come
     release_for(scene.waiting[2], scene)  # the oldest: read below
