@@ -49,6 +49,7 @@ from app.db import db
 from app.notify import vapid
 from app.notify.kinds import kind_of, text_for
 from app.notify.models import DeliveryState, Notification, PushDelivery, PushSubscription
+from app.notify.vapid import b64url_decode
 from app.people.models import Person
 
 NO_ANSWER = 0  # last_status when the push service never answered (timeout, refused)
@@ -123,13 +124,8 @@ def _texts(kind: str, locale: str, first_name: str | None) -> tuple[str, str]:
 
 
 def _payload(token: str, kind: str, title: str, body: str) -> dict[str, str]:
+    """The whole payload: generic text, the opaque token, the tap path, the tag."""
     return {"id": token, "title": title, "body": body, "url": f"/varsler/{token}", "tag": kind_of(kind).tag}
-
-
-def payload_for(notification: Notification, locale: str, first_name: str | None) -> dict[str, str]:
-    """The whole payload: generic text, the opaque token, the tap path, the tag. ``first_name``
-    is given only when the notification is about someone else (a parent's child)."""
-    return _payload(notification.token, notification.kind, *_texts(notification.kind, locale, first_name))
 
 
 def ttl_for(kind: str, expires_at: datetime | None, now: datetime) -> int:
@@ -455,10 +451,6 @@ def _subject_tag(person_id: int) -> str:
     return base64.urlsafe_b64encode(mac[:6]).decode()
 
 
-def _b64url(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
 def _encrypt_all(jobs: list[Job]) -> None:
     """Encrypt a batch's payloads one after another before sending any. Interleaved with the HTTP
     work, the elliptic-curve code's tables fall out of the CPU caches and each push costs about twice
@@ -468,7 +460,7 @@ def _encrypt_all(jobs: list[Job]) -> None:
         if len(job.payload) > _ONE_RECORD:
             continue
         try:
-            job.body = encrypt_aes128gcm(_b64url(job.p256dh), _b64url(job.auth), job.payload)
+            job.body = encrypt_aes128gcm(b64url_decode(job.p256dh), b64url_decode(job.auth), job.payload)
         except ValueError:  # binascii.Error too
             job.body = None
 
@@ -535,13 +527,6 @@ async def _send_all(
 
     await asyncio.gather(*(lane() for _ in range(min(concurrency, len(jobs)))))
     return answers  # type: ignore[return-value]
-
-
-async def send_jobs(jobs: list[Job], *, concurrency: int, timeout_seconds: float) -> list[Answer]:
-    """Send concurrently over one keep-alive session; every request has a timeout."""
-    session, timeout = _client_session(concurrency, timeout_seconds)
-    async with session:
-        return await _send_all(session, timeout, jobs, concurrency)
 
 
 def deliver_due(*, time_budget: float | None = None) -> dict[str, int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import ipaddress
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from app import clock
 from app.db import db
 from app.notify.delivery import _forget_subscriptions, end_waiting
 from app.notify.models import Notification, NotificationSettings, PushDelivery, PushSubscription
+from app.notify.vapid import b64url_decode
 from app.people.models import Person
 
 PAGE_SIZE = 30
@@ -128,7 +128,7 @@ def _b64url(value: object, length: int) -> bytes:
     if not isinstance(value, str) or len(value) > 200:
         raise SubscriptionError(_("Enheten sendte en ugyldig nøkkel for varsler."))
     try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        raw = b64url_decode(value)
     except (binascii.Error, ValueError):
         raise SubscriptionError(_("Enheten sendte en ugyldig nøkkel for varsler.")) from None
     if len(raw) != length:

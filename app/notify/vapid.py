@@ -15,6 +15,11 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def b64url_decode(value: str) -> bytes:
+    """base64url without padding (keys in web push are written so), to bytes."""
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
 def _generate_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     return key.private_bytes(
@@ -28,7 +33,7 @@ def load_private_key(value: str) -> ec.EllipticCurvePrivateKey:
     if value.startswith("-----BEGIN"):
         key = serialization.load_pem_private_key(value.encode(), password=None)
     else:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        raw = b64url_decode(value)
         key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ValueError("VAPID_PRIVATE_KEY is not an EC P-256 key")
