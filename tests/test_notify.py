@@ -334,6 +334,10 @@ def test_profile_switcher(client, kari, ola, ingrid, per, login_as):
     token = csrf_from(client, "/")
     assert client.post("/profil", data={"csrf_token": token, "person": ola.id}).status_code == 303
     assert "Du ser nå journalen til Ola" in client.get("/journal").get_data(as_text=True)
+    from app.access.models import AuditEvent
+
+    switched = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "profile_switched")).all()
+    assert [(r.actor_user_id, r.subject_person_id, r.basis) for r in switched] == [(kari.id, ola.id, "parent")]
     for forbidden in (ingrid.person_id, per.person_id, 0):
         assert client.post("/profil", data={"csrf_token": token, "person": forbidden}).status_code == 404
     assert "Du ser nå journalen til Ola" in client.get("/").get_data(as_text=True)

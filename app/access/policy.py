@@ -234,15 +234,25 @@ def switchable_people(viewer: User) -> list[Person]:
 
 
 def switch_to(viewer: User, person_id: int) -> Person | None:
-    """Choose whose record the patient pages show. None (and nothing changed) if not allowed."""
+    """Choose whose record the patient pages show. None (and nothing changed) if not allowed.
+    A change is audited (the caller's request commits it)."""
     person = next((p for p in switchable_people(viewer) if p.id == person_id), None)
     if person is None:
         return None
+    before = session.get(ACTING_FOR) or viewer.person_id
     if person.id == viewer.person_id:
         session.pop(ACTING_FOR, None)
     else:
         session[ACTING_FOR] = person.id
     g.pop("_varde_acting_for", None)
+    if before != person.id:
+        audit(
+            "profile_switched",
+            actor_user_id=viewer.id,
+            subject_person_id=person.id,
+            object_type="profile",
+            basis="own" if person.id == viewer.person_id else "parent",
+        )
     return person
 
 

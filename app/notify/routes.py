@@ -63,14 +63,6 @@ def open_(token: str) -> Response:
         db.session.commit()
         # No longer allowed (the child turned 12, the relation ended): say so, show nothing.
         return htmx.render("notify/gone.html", status=403)
-    if person.id != current_user.person_id:
-        audit(
-            "profile_switched",
-            actor_user_id=current_user.id,
-            subject_person_id=person.id,
-            object_type="profile",
-            basis="parent",
-        )
     db.session.commit()
     return htmx.redirect_to(notification.url or url_for("notify.centre"))
 

@@ -43,13 +43,6 @@ def switch_profile() -> Response:
     person = policy.switch_to(current_user, request.form.get("person", type=int) or 0)
     if person is None:
         abort(404)
-    audit(
-        "profile_switched",
-        actor_user_id=current_user.id,
-        subject_person_id=person.id,
-        object_type="profile",
-        basis="own" if person.id == current_user.person_id else "parent",
-    )
     db.session.commit()
     return htmx.redirect_to(url_for("portal.overview"))
 
