@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
+from app import clock
 from app.notify.kinds import text_for
 from app.web import htmx
 from app.web.assets import asset_url
@@ -105,7 +106,7 @@ def _translations():  # type: ignore[no-untyped-def]
 
 
 def _unread_notifications() -> int:
-    """The bell's count (one indexed COUNT, only when a whole page is drawn)."""
+    """The bell's count, only when a whole page is drawn."""
     from flask import session
     from flask_login import current_user
 
@@ -118,12 +119,6 @@ def _unread_notifications() -> int:
         loaded = getattr(session, "unread_notifications", None)
         g._varde_unread = loaded if loaded is not None else unread_count(current_user.id)
     return g._varde_unread
-
-
-def _today_in_norway():  # type: ignore[no-untyped-def]
-    from app.clock import today_in_norway
-
-    return today_in_norway()
 
 
 def _acting_for():  # type: ignore[no-untyped-def]
@@ -157,13 +152,10 @@ def init_app(app: Flask) -> None:
         asset_url=asset_url,
         csp_nonce=csp_nonce,
         htmx_config=HTMX_CONFIG,
-    )
-
-    app.jinja_env.globals.update(
         unread_notifications=_unread_notifications,
         acting_for=_acting_for,
         notification_text=text_for,
-        today=_today_in_norway,
+        today=clock.today_in_norway,
     )
 
     @app.context_processor
