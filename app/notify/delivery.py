@@ -1,7 +1,7 @@
 """Push delivery: the worker's side of web push (RFC 8030, 8291 aes128gcm, 8292 VAPID).
 
-``deliver_due`` claims due deliveries, sends them concurrently with pywebpush over one aiohttp
-session, and records each answer:
+``deliver_due`` claims due deliveries, sends them concurrently with pywebpush over keep-alive
+connections (``transport.PushSession``), and records each answer:
 
 - 201 (any 2xx): sent. Only now is the row marked, so a worker killed between sending and
   marking loses nothing: its claim runs out and the row is sent again, with the same
@@ -31,7 +31,6 @@ from functools import lru_cache
 from time import monotonic
 from urllib.parse import urlsplit
 
-import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -43,12 +42,13 @@ from pywebpush import CaseInsensitiveDict, WebPusher, WebPushException
 from sqlalchemy import ColumnElement, case, delete, func, select, update
 
 from app import clock
-from app.access.policy import parent_may_see_child
+from app.access.policy import parents_allowed
 from app.auth.models import User
 from app.db import db
 from app.notify import vapid
 from app.notify.kinds import kind_of, text_for
 from app.notify.models import DeliveryState, Notification, PushDelivery, PushSubscription
+from app.notify.transport import InvalidEndpoint, PushSession
 from app.notify.vapid import b64url_decode
 from app.people.models import Person
 
@@ -194,7 +194,7 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
             PushDelivery.id,
             PushDelivery.attempts,
             PushDelivery.expires_at,
-            PushSubscription.id,
+            PushSubscription.id.label("subscription_id"),
             PushSubscription.endpoint,
             PushSubscription.p256dh,
             PushSubscription.auth,
@@ -202,7 +202,7 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
             Notification.kind,
             Notification.subject_person_id,
             User.locale,
-            User.person_id,
+            User.person_id.label("own_person_id"),
             User.active,
             Person.given_name,
             Person.birth_date,
@@ -217,60 +217,47 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
     default_locale = current_app.config["BABEL_DEFAULT_LOCALE"]
     texts: dict[tuple[str, str, str | None], tuple[str, str]] = {}
     jobs, expired, gone, broken = [], [], [], []
-    for (
-        delivery_id,
-        attempts,
-        expires_at,
-        sub_id,
-        endpoint,
-        p256dh,
-        auth,
-        token,
-        kind,
-        subject_person_id,
-        locale,
-        own_person_id,
-        active,
-        given_name,
-        birth_date,
-    ) in rows:
-        if expires_at is not None and expires_at <= now:
-            expired.append(delivery_id)
+    # Checked again when it is sent (it may have waited out the night): a child who has turned 12
+    # since, or a relation that ended, is not pushed to the parent. One query for the batch.
+    parents = parents_allowed(
+        (r.own_person_id, r.subject_person_id, r.birth_date) for r in rows if r.subject_person_id != r.own_person_id
+    )
+    for r in rows:
+        if r.expires_at is not None and r.expires_at <= now:
+            expired.append(r.id)
             continue
-        own = subject_person_id == own_person_id
-        # Checked again when it is sent (it may have waited out the night): an account closed
-        # since, or a child who has turned 12 since, is not pushed to.
-        if not active or (not own and not parent_may_see_child(own_person_id, subject_person_id, birth_date)):
-            gone.append(delivery_id)
+        own = r.subject_person_id == r.own_person_id
+        if not r.active or (not own and (r.own_person_id, r.subject_person_id) not in parents):
+            gone.append(r.id)
             continue
         try:
-            first_name = None if own else ((given_name or "").split() or ["?"])[0]
-            key = (kind, locale or default_locale, first_name)
+            first_name = None if own else ((r.given_name or "").split() or ["?"])[0]
+            key = (r.kind, r.locale or default_locale, first_name)
             if (text := texts.get(key)) is None:
                 text = texts[key] = _texts(*key)
-            spec = kind_of(kind)
+            spec = kind_of(r.kind)
             # Someone else's news (a child's) is its own notification: it neither replaces nor is
             # replaced by the parent's own (the suffix is a keyed hash, not the child's id).
-            suffix = "" if own else "-" + _subject_tag(subject_person_id)
-            payload = _payload(token, kind, *text)
+            suffix = "" if own else "-" + _subject_tag(r.subject_person_id)
+            payload = _payload(r.token, r.kind, *text)
             payload["tag"] += suffix
             jobs.append(
                 Job(
-                    id=delivery_id,
-                    subscription_id=sub_id,
-                    endpoint=endpoint,
-                    p256dh=p256dh,
-                    auth=auth,
+                    id=r.id,
+                    subscription_id=r.subscription_id,
+                    endpoint=r.endpoint,
+                    p256dh=r.p256dh,
+                    auth=r.auth,
                     payload=json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
-                    ttl=ttl_for(kind, expires_at, now),
+                    ttl=ttl_for(r.kind, r.expires_at, now),
                     urgency=spec.urgency,
                     topic=spec.topic + suffix,
-                    attempts=attempts,
+                    attempts=r.attempts,
                 )
             )
         except Exception:  # one bad row must not hold up the batch: it is given up, visibly
-            current_app.logger.exception("push delivery %d could not be prepared", delivery_id)
-            broken.append(delivery_id)
+            current_app.logger.exception("push delivery %d could not be prepared", r.id)
+            broken.append(r.id)
     # A claimed row whose subscription was removed meanwhile has nowhere to go.
     gone += sorted(set(ids) - {j.id for j in jobs} - set(expired) - set(gone) - set(broken))
     for state, chosen in ((DeliveryState.GONE, gone), (DeliveryState.EXPIRED, expired), (DeliveryState.FAILED, broken)):
@@ -466,7 +453,7 @@ def _encrypt_all(jobs: list[Job]) -> None:
 
 
 class _WebPusher(WebPusher):
-    """pywebpush's WebPusher (it prepares the request and sends it over our aiohttp session), given
+    """pywebpush's WebPusher (it prepares the request and sends it through our PushSession), given
     the body ``_encrypt_all`` encrypted; without one, pywebpush encrypts as usual."""
 
     def __init__(self, subscription_info: dict, *, encrypted: bytes | None, **kwargs: object) -> None:
@@ -481,7 +468,7 @@ class _WebPusher(WebPusher):
         return reply
 
 
-async def _send_one(session: aiohttp.ClientSession, job: Job, timeout: aiohttp.ClientTimeout) -> Answer:
+async def _send_one(session: PushSession, job: Job, timeout: float) -> Answer:
     headers = dict(vapid_headers(job.endpoint))
     headers["Urgency"] = job.urgency
     headers["Topic"] = job.topic
@@ -489,34 +476,26 @@ async def _send_one(session: aiohttp.ClientSession, job: Job, timeout: aiohttp.C
         pusher = _WebPusher(
             {"endpoint": job.endpoint, "keys": {"p256dh": job.p256dh, "auth": job.auth}},
             encrypted=job.body,
-            aiohttp_session=session,
+            requests_session=session,
         )
-        response = await pusher.send_async(
+        reply = await pusher.send(
             data=job.payload, headers=headers, ttl=job.ttl, timeout=timeout, content_encoding="aes128gcm"
         )
     except TimeoutError:
         return Answer(job, NO_ANSWER, "timeout")
-    except aiohttp.ClientError as exc:
+    except OSError as exc:  # refused, unreachable, reset, closed before the answer
         return Answer(job, NO_ANSWER, type(exc).__name__)
-    except WebPushException as exc:  # pywebpush refused it (a malformed key): sending again cannot help
+    except (WebPushException, InvalidEndpoint) as exc:  # not sendable as it is: sending again cannot help
         return Answer(job, 400, f"not sendable: {type(exc).__name__}")
     except Exception as exc:  # anything else may pass: tried again, within the attempts
         return Answer(job, NO_ANSWER, type(exc).__name__)
     error = None
-    if response.status >= 300:
-        error = f"HTTP {response.status}"
-    return Answer(job, response.status, error, response.headers.get("Retry-After"))
+    if reply.status >= 300:
+        error = f"HTTP {reply.status}"
+    return Answer(job, reply.status, error, reply.headers.get("retry-after"))
 
 
-def _client_session(concurrency: int, timeout_seconds: float) -> tuple[aiohttp.ClientSession, aiohttp.ClientTimeout]:
-    timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=min(timeout_seconds, 5))
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout), timeout
-
-
-async def _send_all(
-    session: aiohttp.ClientSession, timeout: aiohttp.ClientTimeout, jobs: list[Job], concurrency: int
-) -> list[Answer]:
+async def _send_all(session: PushSession, timeout: float, jobs: list[Job], concurrency: int) -> list[Answer]:
     """``concurrency`` lanes, each sending the next job when its last one is answered."""
     answers: list[Answer | None] = [None] * len(jobs)
     queue = iter(enumerate(jobs))
@@ -548,8 +527,8 @@ async def _deliver_due(time_budget: float | None) -> dict[str, int]:
     lease = timedelta(seconds=max(config["PUSH_LEASE_SECONDS"], slowest))
     totals = {"sent": 0, "gone": 0, "retry": 0, "failed": 0, "expired": 0}
     started = monotonic()
-    session: aiohttp.ClientSession | None = None
-    timeout = None
+    session: PushSession | None = None
+    timeout = float(config["PUSH_TIMEOUT_SECONDS"])
     try:
         while True:
             now = clock.utcnow()
@@ -561,7 +540,7 @@ async def _deliver_due(time_budget: float | None) -> dict[str, int]:
             if jobs:
                 _encrypt_all(jobs)
                 if session is None:
-                    session, timeout = _client_session(config["PUSH_CONCURRENCY"], config["PUSH_TIMEOUT_SECONDS"])
+                    session = PushSession(connect_timeout=min(timeout, 5.0))
                 answers = await _send_all(session, timeout, jobs, config["PUSH_CONCURRENCY"])
                 for key, value in _record(answers, clock.utcnow(), now + lease).items():
                     totals[key] += value
