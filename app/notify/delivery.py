@@ -39,17 +39,16 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from py_vapid import Vapid02
 from pywebpush import CaseInsensitiveDict, WebPusher, WebPushException
-from sqlalchemy import ColumnElement, case, delete, func, select, update
+from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 
 from app import clock
 from app.access.policy import parents_allowed
 from app.auth.models import User
-from app.db import db
+from app.db import db, one_of
 from app.notify import vapid
 from app.notify.kinds import kind_of, text_for
 from app.notify.models import DeliveryState, Notification, PushDelivery, PushSubscription
-from app.notify.transport import InvalidEndpoint, PushSession
-from app.notify.vapid import b64url_decode
+from app.notify.transport import InvalidEndpoint, Pending, PushSession
 from app.people.models import Person
 
 NO_ANSWER = 0  # last_status when the push service never answered (timeout, refused)
@@ -69,7 +68,9 @@ class Job:
     urgency: str
     topic: str
     attempts: int
-    body: bytes | None = None  # the payload encrypted ahead of sending (see _encrypt_all)
+    pusher: _WebPusher | None = None  # ready to send (see _prepare_all)
+    refused: str | None = None  # why it cannot be sent, if it cannot
+    pending: Pending | None = None  # the request, and after sending its answer
 
 
 @dataclass
@@ -90,6 +91,7 @@ def _signer(private_key: str) -> Vapid02:
     return Vapid02(private_key=vapid.load_private_key(private_key))
 
 
+@lru_cache(maxsize=8192)
 def _origin(endpoint: str) -> str:
     parts = urlsplit(endpoint)
     return f"{parts.scheme}://{parts.netloc}"
@@ -211,7 +213,7 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
         .join(Notification, Notification.id == PushDelivery.notification_id)
         .join(User, User.id == Notification.account_id)
         .join(Person, Person.id == Notification.subject_person_id)
-        .where(PushDelivery.id.in_(ids))
+        .where(one_of(PushDelivery.id, ids))
         .order_by(PushDelivery.id)
     ).all()
     default_locale = current_app.config["BABEL_DEFAULT_LOCALE"]
@@ -262,7 +264,7 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
     gone += sorted(set(ids) - {j.id for j in jobs} - set(expired) - set(gone) - set(broken))
     for state, chosen in ((DeliveryState.GONE, gone), (DeliveryState.EXPIRED, expired), (DeliveryState.FAILED, broken)):
         for chunk in _chunks(chosen):
-            end_waiting(PushDelivery.id.in_(chunk), state)
+            end_waiting(one_of(PushDelivery.id, chunk), state)
     db.session.commit()
     return jobs, expired
 
@@ -288,6 +290,9 @@ def backoff_seconds(attempts: int, base: float, cap: float) -> float:
     return delay * random.uniform(0.5, 1.5)  # noqa: S311 - jitter, not a secret
 
 
+_SUCCESS_EVERY = timedelta(hours=1)
+
+
 def _chunks(ids: list[int], size: int = 500):
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
@@ -304,14 +309,21 @@ def _record(answers: list[Answer], now: datetime, claimed_until: datetime) -> di
     for chunk in _chunks([a.job.id for a in sent]):
         db.session.execute(
             update(PushDelivery)
-            .where(PushDelivery.id.in_(chunk), PushDelivery.state == DeliveryState.PENDING)
+            .where(one_of(PushDelivery.id, chunk), PushDelivery.state == DeliveryState.PENDING)
             .values(state=DeliveryState.SENT, sent_at=now, last_status=201, last_error=None, claimed_until=None)
             .execution_options(synchronize_session=False)
         )
     for chunk in _chunks(sorted({a.job.subscription_id for a in sent})):
         db.session.execute(
             update(PushSubscription)
-            .where(PushSubscription.id.in_(chunk))
+            .where(
+                one_of(PushSubscription.id, chunk),
+                # once an hour is enough to tell a working device (and saves a write per push)
+                or_(
+                    PushSubscription.last_success_at.is_(None),
+                    PushSubscription.last_success_at < now - _SUCCESS_EVERY,
+                ),
+            )
             .values(last_success_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -415,12 +427,18 @@ def _hkdf(salt: bytes, ikm: bytes, info: bytes, length: int) -> bytes:
     return hmac.digest(hmac.digest(salt, ikm, "sha256"), info + b"\x01", "sha256")[:length]
 
 
+@lru_cache(maxsize=4096)
+def _receiver_key(raw: bytes) -> ec.EllipticCurvePublicKey:
+    """A subscriber's public key, checked to lie on the curve once per worker process, not per push."""
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+
+
 def encrypt_aes128gcm(receiver_raw: bytes, auth: bytes, data: bytes) -> bytes:
     """RFC 8291 (aes128gcm, RFC 8188): a fresh ECDH key pair and salt per message, one record of
     4096 bytes at most, the sender's public key as keyid. The same layout pywebpush's encoder
     (http_ece) writes, at about half its cost: no key objects built and serialised twice, HKDF as
     plain HMACs."""
-    receiver = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), receiver_raw)
+    receiver = _receiver_key(receiver_raw)
     sender = ec.generate_private_key(ec.SECP256R1())
     sender_raw = sender.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
     ikm = _hkdf(auth, sender.exchange(ec.ECDH(), receiver), b"WebPush: info\x00" + receiver_raw + sender_raw, 32)
@@ -438,27 +456,11 @@ def _subject_tag(person_id: int) -> str:
     return base64.urlsafe_b64encode(mac[:6]).decode()
 
 
-def _encrypt_all(jobs: list[Job]) -> None:
-    """Encrypt a batch's payloads one after another before sending any. Interleaved with the HTTP
-    work, the elliptic-curve code's tables fall out of the CPU caches and each push costs about twice
-    as much. A job that cannot be encrypted here (a bad key, a payload longer than one record) is
-    left to pywebpush's own encoder when it is sent, which then fails or succeeds as it always did."""
-    for job in jobs:
-        if len(job.payload) > _ONE_RECORD:
-            continue
-        try:
-            job.body = encrypt_aes128gcm(b64url_decode(job.p256dh), b64url_decode(job.auth), job.payload)
-        except ValueError:  # binascii.Error too
-            job.body = None
-
-
 class _WebPusher(WebPusher):
     """pywebpush's WebPusher (it prepares the request and sends it through our PushSession), given
-    the body ``_encrypt_all`` encrypted; without one, pywebpush encrypts as usual."""
+    the body ``_prepare_all`` encrypted; without one, pywebpush encrypts as usual."""
 
-    def __init__(self, subscription_info: dict, *, encrypted: bytes | None, **kwargs: object) -> None:
-        super().__init__(subscription_info, **kwargs)
-        self.encrypted = encrypted
+    encrypted: bytes | None = None
 
     def encode(self, data: bytes, content_encoding: str = "aes128gcm") -> CaseInsensitiveDict:
         if self.encrypted is None or content_encoding != "aes128gcm" or not data:
@@ -468,44 +470,61 @@ class _WebPusher(WebPusher):
         return reply
 
 
-async def _send_one(session: PushSession, job: Job, timeout: float) -> Answer:
-    headers = dict(vapid_headers(job.endpoint))
-    headers["Urgency"] = job.urgency
-    headers["Topic"] = job.topic
-    try:
-        pusher = _WebPusher(
-            {"endpoint": job.endpoint, "keys": {"p256dh": job.p256dh, "auth": job.auth}},
-            encrypted=job.body,
-            requests_session=session,
-        )
-        reply = await pusher.send(
-            data=job.payload, headers=headers, ttl=job.ttl, timeout=timeout, content_encoding="aes128gcm"
-        )
-    except TimeoutError:
+def _prepare_all(jobs: list[Job], session: PushSession) -> None:
+    """Each job's request, prepared by pywebpush (its WebPusher checks and decodes the subscription's
+    keys, and writes the headers) with the payload encrypted here. All the encryption first, in one
+    loop: interleaved with other work, the elliptic-curve code's tables fall out of the CPU caches and
+    each push costs about twice as much. Keys pywebpush refuses make the job unsendable; a payload
+    this encoder cannot take (longer than one record) is left to pywebpush's own encoder."""
+    for job in jobs:
+        try:
+            job.pusher = _WebPusher(
+                {"endpoint": job.endpoint, "keys": {"p256dh": job.p256dh, "auth": job.auth}},
+                requests_session=session,
+            )
+        except (WebPushException, ValueError) as exc:  # binascii.Error is a ValueError
+            job.refused = f"not sendable: {type(exc).__name__}"
+            continue
+        if len(job.payload) <= _ONE_RECORD:
+            try:
+                job.pusher.encrypted = encrypt_aes128gcm(job.pusher.receiver_key, job.pusher.auth_key, job.payload)
+            except ValueError:  # not a point on the curve: pywebpush's encoder says so below
+                job.pusher.encrypted = None
+    timeout = float(current_app.config["PUSH_TIMEOUT_SECONDS"])
+    for job in jobs:
+        if job.pusher is None:
+            continue
+        headers = dict(vapid_headers(job.endpoint))
+        headers["Urgency"] = job.urgency
+        headers["Topic"] = job.topic
+        try:
+            job.pending = job.pusher.send(
+                data=job.payload, headers=headers, ttl=job.ttl, timeout=timeout, content_encoding="aes128gcm"
+            )
+        except (WebPushException, InvalidEndpoint, ValueError) as exc:  # sending again cannot help
+            job.refused = f"not sendable: {type(exc).__name__}"
+
+
+def _answer(job: Job) -> Answer:
+    """What became of a job sent by ``PushSession.run`` (or refused before)."""
+    pending = job.pending
+    if pending is None:
+        return Answer(job, 400, job.refused)
+    if pending.reply is not None:
+        status = pending.reply.status
+        error = f"HTTP {status}" if status >= 300 else None
+        return Answer(job, status, error, pending.reply.headers.get("retry-after"))
+    exc = pending.error
+    if isinstance(exc, TimeoutError):
         return Answer(job, NO_ANSWER, "timeout")
-    except OSError as exc:  # refused, unreachable, reset, closed before the answer
-        return Answer(job, NO_ANSWER, type(exc).__name__)
-    except (WebPushException, InvalidEndpoint) as exc:  # not sendable as it is: sending again cannot help
-        return Answer(job, 400, f"not sendable: {type(exc).__name__}")
-    except Exception as exc:  # anything else may pass: tried again, within the attempts
-        return Answer(job, NO_ANSWER, type(exc).__name__)
-    error = None
-    if reply.status >= 300:
-        error = f"HTTP {reply.status}"
-    return Answer(job, reply.status, error, reply.headers.get("retry-after"))
+    # refused, unreachable, reset, closed before the answer, or anything else: tried again
+    return Answer(job, NO_ANSWER, type(exc).__name__)
 
 
-async def _send_all(session: PushSession, timeout: float, jobs: list[Job], concurrency: int) -> list[Answer]:
-    """``concurrency`` lanes, each sending the next job when its last one is answered."""
-    answers: list[Answer | None] = [None] * len(jobs)
-    queue = iter(enumerate(jobs))
-
-    async def lane() -> None:
-        for i, job in queue:
-            answers[i] = await _send_one(session, job, timeout)
-
-    await asyncio.gather(*(lane() for _ in range(min(concurrency, len(jobs)))))
-    return answers  # type: ignore[return-value]
+async def _send_all(session: PushSession, jobs: list[Job], concurrency: int) -> list[Answer]:
+    """Every prepared job sent, ``concurrency`` at a time; an answer for each job."""
+    await session.run([job.pending for job in jobs if job.pending is not None], concurrency)
+    return [_answer(job) for job in jobs]
 
 
 def deliver_due(*, time_budget: float | None = None) -> dict[str, int]:
@@ -538,10 +557,10 @@ async def _deliver_due(time_budget: float | None) -> dict[str, int]:
             jobs, expired = _load_jobs(ids, now)
             totals["expired"] += len(expired)
             if jobs:
-                _encrypt_all(jobs)
                 if session is None:
                     session = PushSession(connect_timeout=min(timeout, 5.0))
-                answers = await _send_all(session, timeout, jobs, config["PUSH_CONCURRENCY"])
+                _prepare_all(jobs, session)
+                answers = await _send_all(session, jobs, config["PUSH_CONCURRENCY"])
                 for key, value in _record(answers, clock.utcnow(), now + lease).items():
                     totals[key] += value
             if len(ids) < config["PUSH_BATCH"] or (time_budget is not None and monotonic() - started > time_budget):

@@ -2,21 +2,23 @@
 service, one request at a time on each, a deadline on every request, responses parsed by
 httptools (llhttp, the parser uvicorn uses).
 
-pywebpush prepares every request (``WebPusher.send`` with this as its ``requests_session``: it calls
-``post(endpoint, data=…, headers=…, timeout=…)`` and hands back what that returns, here an awaitable).
-aiohttp's client, which pywebpush's own ``send_async`` uses, cost about 300 µs of CPU per push in
-bench/push.py, twice the encryption; this costs a small fraction of that, because a push needs so
-little of HTTP: a POST with a short body, and a status line and a few headers back.
+pywebpush prepares every request: ``WebPusher.send`` with a PushSession as its ``requests_session``
+calls ``post(endpoint, data=…, headers=…, timeout=…)``, which writes the request down and returns a
+``Pending``; ``PushSession.run`` then sends a batch of them. aiohttp's client, which pywebpush's own
+``send_async`` uses, cost about 300 µs of CPU per push in bench/push.py, twice the encryption. Here a
+request costs a write and a parse: when an answer arrives, its connection is given the next request
+at once, in the same callback, with no task or coroutine per request.
 
-Not pipelined: POST is not idempotent, so a request waits for the answer to the one before it
-on the same connection (RFC 9112 § 9.3.2). Concurrency comes from several connections.
+Not pipelined: POST is not idempotent, so a request waits for the answer to the one before it on
+the same connection (RFC 9112 § 9.3.2). Concurrency comes from several connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Coroutine, Generator
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -30,7 +32,7 @@ class ConnectionDropped(ConnectionError):
 
 
 class InvalidEndpoint(ValueError):
-    """An endpoint that cannot be written as an HTTP request line."""
+    """An endpoint or header that cannot be written as an HTTP request."""
 
 
 @dataclass(slots=True)
@@ -39,31 +41,42 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
 
 
-class PendingReply:
-    """What ``post`` returns: awaited, it gives the Reply. It also has the attributes of a
-    requests.Response that ``WebPusher.send`` reads for its log line before handing it back."""
+@dataclass(slots=True, eq=False)
+class _Target:
+    key: tuple[str, str, int]  # scheme, host, port: the connections that can carry it
+    host_header: str
+    path: str
 
-    __slots__ = ("_coroutine",)
-    status_code = 0
-    text = ""
-    headers = None
 
-    def __init__(self, coroutine: Coroutine[None, None, Reply]) -> None:
-        self._coroutine = coroutine
+@dataclass(slots=True, eq=False)
+class Pending:
+    """A request written down by ``post``; after ``PushSession.run``, its reply or error.
 
-    def __await__(self) -> Generator[None, None, Reply]:
-        return self._coroutine.__await__()
+    It also has the attributes of a requests.Response that ``WebPusher.send`` reads for its log
+    line before handing it back."""
+
+    target: _Target
+    request: bytes
+    timeout: float
+    reply: Reply | None = None
+    error: Exception | None = None
+    status_code: int = 0
+    text: str = ""
+    headers: None = None
+
+
+_Done = Callable[["_Connection", Reply | None, Exception | None], None]
 
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection. ``request`` writes a whole request and returns a future for its
-    answer; the deadline aborts the connection (a late answer would belong to no one)."""
+    """One keep-alive connection; ``request`` writes a whole request and calls ``done`` with its
+    answer or error. The deadline aborts the connection (a late answer would belong to no one)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[Reply] | None = None
+        self.done: _Done | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.headers: dict[str, str] = {}
         self.open = False
@@ -95,11 +108,10 @@ class _Connection(asyncio.Protocol):
         self._settle(reply, None)
 
     # the client's side
-    def request(self, data: bytes, timeout: float) -> asyncio.Future[Reply]:
-        waiter = self.waiter = self.loop.create_future()
+    def request(self, data: bytes, timeout: float, done: _Done) -> None:
+        self.done = done
         self.timer = self.loop.call_later(timeout, self._fail, TimeoutError())
         self.transport.write(data)  # type: ignore[union-attr]
-        return waiter
 
     def close(self) -> None:
         self.open = False
@@ -116,27 +128,13 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        waiter, self.waiter = self.waiter, None
-        if waiter is None or waiter.done():
-            return
-        if exc is not None:
-            waiter.set_exception(exc)
-        else:
-            waiter.set_result(reply)  # type: ignore[arg-type]
-
-
-@dataclass(slots=True)
-class _Target:
-    key: tuple[str, str, int]  # scheme, host, port: the connections that can carry it
-    host_header: str
-    path: str
+        done, self.done = self.done, None
+        if done is not None:
+            done(self, reply, exc)
 
 
 class PushSession:
-    """Connections to push services, reused across requests and batches; ``close`` ends them.
-
-    No limit of its own: the worker's lanes (PUSH_CONCURRENCY) each wait for their answer before
-    sending again, so there are never more connections than lanes."""
+    """Connections to push services, reused across requests and batches; ``close`` ends them."""
 
     def __init__(self, *, connect_timeout: float = 5.0) -> None:
         self.connect_timeout = connect_timeout
@@ -147,17 +145,13 @@ class PushSession:
 
     def post(
         self, url: str, *, data: bytes | None = None, headers: dict | None = None, timeout: float = 10.0
-    ) -> PendingReply:
-        """What ``WebPusher.send`` calls. Awaiting the result gives the Reply, or raises
-        TimeoutError, OSError (refused, unreachable; ConnectionDropped) or InvalidEndpoint."""
-        return PendingReply(self._post(url, data or b"", headers or {}, timeout))
-
-    async def _post(self, url: str, body: bytes, headers: dict, timeout: float) -> Reply:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+    ) -> Pending:
+        """What ``WebPusher.send`` calls: the request, written down to be sent by ``run``.
+        Raises InvalidEndpoint for what cannot be written as an HTTP request."""
+        body = data or b""
         target = self._target(url)
         lines = [f"POST {target.path} HTTP/1.1\r\nHost: {target.host_header}\r\nContent-Length: {len(body)}\r\n"]
-        for name, value in headers.items():
+        for name, value in (headers or {}).items():
             if name.lower() in ("host", "content-length"):
                 continue
             line = f"{name}: {value}"
@@ -165,20 +159,66 @@ class PushSession:
                 raise InvalidEndpoint("a header with a line break")
             lines.append(line + "\r\n")
         lines.append("\r\n")
-        request = "".join(lines).encode("latin-1") + body
-        idle = self._idle.get(target.key)
-        while idle:
-            connection = idle.pop()
-            if connection.open:
-                break
-        else:
-            connection = await self._connect(loop, target, deadline)
-        reply = await connection.request(request, max(deadline - loop.time(), 0.001))
-        if connection.open:
-            self._idle.setdefault(target.key, []).append(connection)
-        else:
-            self._all.discard(connection)
-        return reply
+        return Pending(target, "".join(lines).encode("latin-1") + body, timeout)
+
+    async def run(self, requests: list[Pending], concurrency: int) -> None:
+        """Send ``requests``, at most ``concurrency`` at a time, each within its own timeout (from
+        when it is started, connecting included). Each ends with ``reply`` or ``error`` (TimeoutError;
+        OSError: refused, unreachable, ConnectionDropped)."""
+        if not requests:
+            return
+        loop = asyncio.get_running_loop()
+        queue = deque(requests)
+        finished = loop.create_future()
+        state = {"active": 0, "left": len(requests)}
+        connecting: set[asyncio.Task[None]] = set()
+
+        def start_more() -> None:
+            while queue and state["active"] < concurrency:
+                item = queue.popleft()
+                state["active"] += 1
+                idle = self._idle.get(item.target.key)
+                connection = None
+                while idle:
+                    candidate = idle.pop()
+                    if candidate.open:
+                        connection = candidate
+                        break
+                    self._all.discard(candidate)
+                if connection is not None:
+                    connection.request(item.request, item.timeout, lambda c, r, e, item=item: end(item, c, r, e))
+                else:
+                    task = loop.create_task(connect_and_send(item))
+                    connecting.add(task)
+                    task.add_done_callback(connecting.discard)
+
+        async def connect_and_send(item: Pending) -> None:
+            deadline = loop.time() + item.timeout
+            try:
+                connection = await self._connect(loop, item.target, min(item.timeout, self.connect_timeout))
+            except Exception as exc:  # OSError, TimeoutError, or anything else: never left hanging
+                end(item, None, None, exc)
+                return
+            remaining = max(deadline - loop.time(), 0.001)
+            connection.request(item.request, remaining, lambda c, r, e: end(item, c, r, e))
+
+        def end(item: Pending, connection: _Connection | None, reply: Reply | None, exc: Exception | None) -> None:
+            item.reply, item.error = reply, exc
+            if connection is not None:
+                if connection.open:
+                    self._idle.setdefault(item.target.key, []).append(connection)
+                else:
+                    self._all.discard(connection)
+            state["active"] -= 1
+            state["left"] -= 1
+            if state["left"] == 0:
+                if not finished.done():
+                    finished.set_result(None)
+            else:
+                start_more()
+
+        start_more()
+        await finished
 
     def _target(self, url: str) -> _Target:
         target = self._targets.get(url)
@@ -196,7 +236,7 @@ class PushSession:
             self._targets[url] = target
         return target
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, target: _Target, deadline: float) -> _Connection:
+    async def _connect(self, loop: asyncio.AbstractEventLoop, target: _Target, timeout: float) -> _Connection:
         scheme, host, port = target.key
         tls = None
         if scheme == "https":
@@ -207,7 +247,7 @@ class PushSession:
             loop.create_connection(
                 lambda: _Connection(loop), host, port, ssl=tls, server_hostname=host if tls else None
             ),
-            timeout=max(min(deadline - loop.time(), self.connect_timeout), 0.001),
+            timeout=max(timeout, 0.001),
         )
         self._all.add(connection)
         return connection
