@@ -4,8 +4,8 @@
     --no-verify: it only counts and answers 201; it shares the machine's cores, as it would share a
     real server's network stack). N pending deliveries are created in bulk (accounts, subscriptions
     with real P-256 keys, notifications of several kinds, locales and some about a child), then the
-    worker path, ``deliver_due()``, drains them in 2 processes (PostgreSQL) and in 1 (SQLite, the
-    default configuration), timed from "go" until every row is SENT. Baselines in the same run:
+    worker path, ``deliver_due()``, drains them in 2 processes (PostgreSQL) and in 1 and 2 (SQLite,
+    the default configuration), timed from "go" until every row is SENT. Baselines in the same run:
     ``openssl speed -multi 2 ecdhp256`` (the two-process ECDH rate, before and after the worker runs)
     and N sequential ``pywebpush.webpush()`` calls with one reused Vapid object.
     Goal: >= 0.15 x the two-process ECDH rate (PostgreSQL, 2 processes).
@@ -917,9 +917,12 @@ def main() -> None:
             else:
                 figures["skipped"].append("PostgreSQL on 127.0.0.1:5432 does not answer: no PostgreSQL worker run.")
             if not args.skip_sqlite:
-                log("worker throughput, SQLite, 1 process")
-                run = worker_throughput("SQLite, 1 process", f"sqlite:///{instance}/push.sqlite", 1, n, push, env)
-                figures["workers"].append(asdict(run))
+                for processes in (1, 2):
+                    label = f"SQLite, {processes} process{'es' if processes > 1 else ''}"
+                    log(f"worker throughput, {label}")
+                    database = f"sqlite:///{instance}/push-{processes}.sqlite"
+                    run = worker_throughput(label, database, processes, n, push, env)
+                    figures["workers"].append(asdict(run))
             log(f"openssl speed -multi 2 ecdhp256 ({openssl_seconds} s), and one process, again")
             ecdh.append(openssl_ecdh(openssl_seconds))
             ecdh1.append(openssl_ecdh(openssl_seconds, 1))
