@@ -96,6 +96,7 @@ def _fill_generated_settings(app: Flask) -> None:
 def _register_models() -> None:
     # Import every domain's models so metadata (and Alembic autogenerate) sees all tables.
     import app.access.models
+    import app.appointments.models
     import app.auth.models
     import app.notify.models
     import app.people.models
@@ -103,6 +104,8 @@ def _register_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.appointments.routes import bp as appointments_bp
+    from app.appointments.staff import bp as appointments_staff_bp
     from app.auth.routes import bp as auth_bp
     from app.fhir.routes import bp as fhir_bp
     from app.notify.routes import bp as notify_bp
@@ -112,5 +115,16 @@ def _register_blueprints(app: Flask) -> None:
     from app.staff.routes import bp as staff_bp
     from app.web.routes import bp as web_bp
 
-    for bp in (auth_bp, fhir_bp, notify_bp, portal_bp, pwa_bp, record_bp, staff_bp, web_bp):
+    for bp in (
+        appointments_bp,
+        appointments_staff_bp,
+        auth_bp,
+        fhir_bp,
+        notify_bp,
+        portal_bp,
+        pwa_bp,
+        record_bp,
+        staff_bp,
+        web_bp,
+    ):
         app.register_blueprint(bp)

@@ -104,6 +104,21 @@ class Config:
     # Hosts allowed over plain http (a local push service in tests and benchmarks only).
     PUSH_INSECURE_HOSTS = _list("VARDE_PUSH_INSECURE_HOSTS", "")
 
+    # Appointments (app/appointments/).
+    # A patient may cancel or move a time themselves until this many hours before it (a visit type
+    # may set its own); after that the page says whom to call.
+    APPOINTMENT_CANCEL_CUTOFF_HOURS = _int("VARDE_APPOINTMENT_CANCEL_CUTOFF_HOURS", 24)
+    # Earlier-time offers: how many waiting patients one round offers a freed slot to, and how long
+    # an offer stays open at most (it is also never open longer than half the time left to the slot).
+    APPOINTMENT_OFFER_BATCH = _int("VARDE_APPOINTMENT_OFFER_BATCH", 3)
+    APPOINTMENT_OFFER_MAX_MINUTES = _int("VARDE_APPOINTMENT_OFFER_MAX_MINUTES", 120)
+    # An offer is not made for a slot closer than this (nobody can get there in time).
+    APPOINTMENT_OFFER_MIN_LEAD_MINUTES = _int("VARDE_APPOINTMENT_OFFER_MIN_LEAD_MINUTES", 60)
+    # Reminders, in hours before the appointment.
+    APPOINTMENT_REMINDER_HOURS = [int(h) for h in _list("VARDE_APPOINTMENT_REMINDER_HOURS", "72,24")]
+    # Self-booking shows free times this many days ahead.
+    APPOINTMENT_BOOKING_DAYS = _int("VARDE_APPOINTMENT_BOOKING_DAYS", 90)
+
     # Number of reverse proxies in front of Varde whose X-Forwarded-* headers are trusted.
     TRUST_PROXIES = _int("VARDE_TRUST_PROXIES", 0)
 

@@ -1,4 +1,4 @@
-"""The background worker (Huey): timed release and push delivery; offer expiry and reminders later.
+"""The background worker (Huey): timed release, push delivery, offer expiry and appointment reminders.
 
 Embedded by default — a SQLite file in instance/, run by `huey_consumer app.tasks.huey` (``make run``
 starts it) — and on Redis when REDIS_URL is set, with as many consumers as the volume needs.
@@ -62,6 +62,32 @@ def release_held_items() -> int:
     count = release_due()
     if count:
         current_app.logger.info("released %d held items", count)
+    return count
+
+
+@huey.periodic_task(crontab(minute="*"), retries=2, retry_delay=10)
+@in_app_context
+def expire_offers() -> int:
+    """Earlier-time offers whose time ran out expire; their slots go to the next patients."""
+    from app import clock
+    from app.appointments import offers
+    from app.db import db
+
+    count = offers.expire_due(clock.utcnow())
+    db.session.commit()
+    return count
+
+
+@huey.periodic_task(crontab(minute="*/5"), retries=2, retry_delay=30)
+@in_app_context
+def appointment_reminders() -> int:
+    """Reminders before appointments, as events (each once)."""
+    from app import clock
+    from app.appointments import reminders
+    from app.db import db
+
+    count = reminders.write_due(clock.utcnow())
+    db.session.commit()
     return count
 
 

@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import secrets
 import zlib
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import factory
@@ -162,3 +163,143 @@ def parent_of(parent: User, child: Person) -> None:
 
     db.session.add(Relation(holder_id=parent.person_id, subject_id=child.id, kind=RelationKind.PARENT))
     db.session.commit()
+
+
+# --- appointments --------------------------------------------------------------------------------
+
+
+@dataclass
+class Clinic:
+    org: Organisation
+    unit: CareUnit
+    location: object
+    visit_type: object
+    schedule: object
+
+
+def clinic(
+    org: Organisation | None = None,
+    *,
+    name: str = "Service på høreapparat",
+    self_bookable: bool = True,
+    requires_referral: bool = False,
+    min_age: int | None = None,
+    max_age: int | None = None,
+    cutoff_hours: int | None = None,
+    phone: str | None = "73 86 00 00",
+    modes: str = "in_person,video",
+) -> Clinic:
+    """A care unit with a place, a visit type and a schedule open every day 06:00–22:00."""
+    from datetime import time
+
+    from app.appointments.models import Location, OpeningHours, Schedule, VisitType
+
+    org = org or hospital()
+    unit = org.care_units[0] if org.care_units else CareUnit(name="Poliklinikk", organisation=org)
+    location = Location(
+        organisation_id=org.id,
+        name="Hørselssentralen",
+        address="Prinsesse Kristinas gate 3",
+        postal_code="7030",
+        city="Trondheim",
+        latitude=63.4213,
+        longitude=10.3879,
+        directions="Inngang B, 2. etasje",
+        phone=phone,
+    )
+    visit_type = VisitType(
+        care_unit=unit,
+        name=name,
+        preparation="Ta med høreapparatet og laderen.",
+        price_nok=0,
+        minutes=30,
+        modes=modes,
+        self_bookable=self_bookable,
+        requires_referral=requires_referral,
+        min_age=min_age,
+        max_age=max_age,
+        cancel_cutoff_hours=cutoff_hours,
+    )
+    db.session.add_all([location, visit_type])
+    db.session.flush()
+    schedule = Schedule(care_unit=unit, name="Audiograf 1", practitioner="Audiograf Siri Moe", location_id=location.id)
+    schedule.hours = [OpeningHours(weekday=d, opens=time(6), closes=time(22)) for d in range(7)]
+    db.session.add(schedule)
+    db.session.commit()
+    return Clinic(org, unit, location, visit_type, schedule)
+
+
+def local_time(days: int, hour: int, minute: int = 0):  # type: ignore[no-untyped-def]
+    """Norwegian wall time ``days`` from today at hour:minute, as an aware UTC datetime."""
+    from datetime import UTC, datetime, time
+
+    day = clock.today_in_norway() + timedelta(days=days)
+    return datetime.combine(day, time(hour, minute), tzinfo=clock.NORWAY).astimezone(UTC)
+
+
+def slot(c: Clinic, *, days: int = 7, hour: int = 10, minute: int = 0, minutes: int = 30, visit_type=None):  # type: ignore[no-untyped-def]
+    from app.appointments.models import Mode, Slot, SlotState
+
+    s = Slot(
+        schedule_id=c.schedule.id,
+        visit_type_id=(visit_type or c.visit_type).id,
+        start=local_time(days, hour, minute),
+        minutes=minutes,
+        mode=Mode.IN_PERSON,
+        location_id=c.location.id,
+        state=SlotState.FREE,
+    )
+    db.session.add(s)
+    db.session.commit()
+    return s
+
+
+def booked(person: Person, s, *, created_days_ago: int = 30):  # type: ignore[no-untyped-def]
+    """An appointment holding slot ``s`` (as staff booked it a while ago)."""
+    from app.appointments.models import Appointment, AppointmentStatus, Channel, SlotState
+
+    unit = db.session.get(CareUnit, s.schedule.care_unit_id)
+    a = Appointment(
+        person_id=person.id,
+        organisation_id=unit.organisation_id,
+        care_unit_id=unit.id,
+        slot_id=s.id,
+        visit_type_id=s.visit_type_id,
+        title=s.visit_type.name,
+        start=s.start,
+        minutes=s.minutes,
+        mode=s.mode,
+        location_id=s.location_id,
+        practitioner=s.schedule.practitioner,
+        status=AppointmentStatus.BOOKED,
+        booked_via=Channel.STAFF,
+        created_at=clock.utcnow() - timedelta(days=created_days_ago),
+    )
+    s.state = SlotState.BOOKED
+    db.session.add(a)
+    db.session.commit()
+    return a
+
+
+def waiting(a, *, priority: int = 0, since_days: int = 10, weekdays: int = 0b1111111, notice_hours: int = 1):  # type: ignore[no-untyped-def]
+    """Put appointment ``a`` on the waiting list for an earlier time (any day, 06–22)."""
+    from datetime import time
+
+    from app.appointments.models import WaitlistEntry
+
+    e = WaitlistEntry(
+        appointment_id=a.id,
+        person_id=a.person_id,
+        visit_type_id=a.visit_type_id,
+        care_unit_id=a.care_unit_id,
+        current_start=a.start,
+        weekdays=weekdays,
+        earliest=time(6),
+        latest=time(22),
+        notice_hours=notice_hours,
+        priority=priority,
+        created_at=clock.utcnow() - timedelta(days=since_days),
+    )
+    db.session.add(e)
+    db.session.commit()
+    return e

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import Flask, Response, abort, g, session
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select, true
 
 from app import clock
 from app.access.services import audit
+from app.appointments.models import Appointment
 from app.auth.models import Role, StaffMembership, User
 from app.db import db
 from app.people.models import CareUnit, Person, Relation, RelationKind, age_on
@@ -47,6 +48,7 @@ CATEGORIES = frozenset(
         "export",
         "access_log",  # "who has seen my record"
         "record",  # the staff console's view of everything held
+        "appointments",  # a patient's times (list, book, cancel, offers); see check_appointment
     }
 )
 
@@ -75,13 +77,30 @@ def staff_organisation_ids(user: User) -> tuple[int, ...]:
 
 
 def care_organisation(org_ids: tuple[int, ...], patient: Person) -> int | None:
-    """One of ``org_ids`` that holds items about the patient (the care relation), or None."""
+    """One of ``org_ids`` that holds items about the patient or has given them a time (the care
+    relation), or None."""
     if not org_ids:
         return None
-    return db.session.scalar(
+    found = db.session.scalar(
         select(RecordItem.organisation_id)
         .where(RecordItem.person_id == patient.id, RecordItem.organisation_id.in_(org_ids))
         .limit(1)
+    )
+    if found is None:
+        found = db.session.scalar(
+            select(Appointment.organisation_id)
+            .where(Appointment.person_id == patient.id, Appointment.organisation_id.in_(org_ids))
+            .limit(1)
+        )
+    return found
+
+
+def staff_unit_ids(user: User) -> tuple[int, ...]:
+    """The care units a staff account works in (its scheduling console shows these)."""
+    if not user.role.is_staff or user.role is Role.ADMINISTRATOR:
+        return ()
+    return tuple(
+        sorted(db.session.scalars(select(StaffMembership.care_unit_id).where(StaffMembership.user_id == user.id)))
     )
 
 
@@ -286,6 +305,83 @@ def current_patient(viewer: User) -> Person:
             return viewer.person
         g._varde_acting_for = child
     return g._varde_acting_for
+
+
+# -- Appointments ---------------------------------------------------------------------------
+# A patient and a parent of a child under 12 see and act on all of the child's times; clinicians
+# and clerks see the times their organisations gave (the care relation, appointments included).
+# The relatives issue narrows and widens this for 12–16 and adult proxies, here.
+
+
+def _decide_appointments(viewer: User, patient: Person) -> Decision | None:
+    if viewer.role is Role.PATIENT:
+        if viewer.person_id == patient.id:
+            return Decision("own", None, patient_visible(), True)
+        if parent_may_see(viewer.person_id, patient):
+            return Decision("parent", None, patient_visible(), False)
+        return None
+    if viewer.role in (Role.CLINICIAN, Role.CLERK):
+        org_ids = staff_organisation_ids(viewer)
+        care_org = care_organisation(org_ids, patient)
+        if care_org is None:
+            return None
+        return Decision("care_relation", org_ids, RecordItem.organisation_id.in_(org_ids), False, care_org)
+    return None
+
+
+def appointment_scope(decision: Decision) -> ColumnElement[bool]:
+    """The clause every query of a patient's appointments applies (staff: their organisations')."""
+    if decision.organisation_ids is None:
+        return true()
+    return Appointment.organisation_id.in_(decision.organisation_ids)
+
+
+def check_appointment(
+    viewer: User, patient: Person, appointment: Appointment | None = None, *, action: str = "list"
+) -> Decision:
+    """Allow or 404 for the patient's appointments as a whole (``appointment`` None: the list,
+    booking, the waiting list) or one of them; audited either way, like ``check``."""
+    decision = _decide_appointments(viewer, patient)
+    if decision is not None and appointment is not None:
+        mine = appointment.person_id == patient.id
+        in_scope = decision.organisation_ids is None or appointment.organisation_id in decision.organisation_ids
+        if not (mine and in_scope):
+            decision = None
+    audit(
+        f"{action}_appointment" if appointment is not None else f"{action}_appointments",
+        actor_user_id=viewer.id,
+        subject_person_id=patient.id,
+        object_type="appointment" if appointment is not None else "appointments",
+        object_id=appointment.id if appointment is not None else None,
+        outcome="ok" if decision else "denied",
+        basis=decision.basis if decision else None,
+        organisation_id=(
+            appointment.organisation_id
+            if appointment is not None and decision and not decision.is_patient
+            else (decision.care_organisation_id if decision else None)
+        ),
+    )
+    if decision is None:
+        db.session.commit()
+        abort(404)
+    g.audit_pending = True
+    return decision
+
+
+def audit_unit_list(viewer: User, people: Iterable[int], organisation_id: int, action: str) -> None:
+    """A staff list of a unit's times (the day list, the waiting list, an offer log) shows who has
+    a time there: each person listed gets an audit row, seen in their "who has seen my record"."""
+    for person_id in sorted(set(people)):
+        audit(
+            action,
+            actor_user_id=viewer.id,
+            subject_person_id=person_id,
+            object_type="appointments",
+            outcome="ok",
+            basis="care_relation",
+            organisation_id=organisation_id,
+        )
+    g.audit_pending = True
 
 
 def notification_recipients(person_ids: set[int]) -> dict[int, list[tuple[int, bool]]]:

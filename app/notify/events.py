@@ -162,6 +162,19 @@ def withdraw(object_type: str, object_id: int, *, guardians_only: bool) -> None:
     )
 
 
+def stop_pushes(object_type: str, object_ids: list[int]) -> None:
+    """Pushes about these objects that are not sent yet are not sent (an offer someone else took):
+    the notifications stay in the centre, where opening one shows what became of it."""
+    if not object_ids:
+        return
+    from app.notify.delivery import end_waiting
+
+    notifications = select(Notification.id).where(
+        Notification.object_type == object_type, Notification.object_id.in_(object_ids)
+    )
+    end_waiting(PushDelivery.notification_id.in_(notifications.scalar_subquery()))
+
+
 def default_settings(account_id: int) -> NotificationSettings:
     """The defaults for an account that never changed them (not added to the session)."""
     return NotificationSettings(

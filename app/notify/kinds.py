@@ -96,6 +96,13 @@ KINDS: dict[str, Kind] = {
         "appointments",
         timedelta(days=1),
     ),
+    "appointment_booked": Kind(
+        Category.REMINDERS,
+        _l("Du har fått en ny time"),
+        _l("%(name)s har fått en ny time"),
+        "appointments",
+        timedelta(days=1),
+    ),
     "appointment_offer": Kind(
         Category.OFFERS,
         _l("Du kan få en tidligere time"),

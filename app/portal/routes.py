@@ -52,11 +52,6 @@ def messages() -> Response:
     return htmx.render("portal/messages.html", active_tab="messages")
 
 
-@bp.route("/timer")
-def appointments() -> Response:
-    return htmx.render("portal/appointments.html", active_tab="appointments")
-
-
 @bp.route("/meny")
 def menu() -> Response:
     return htmx.render("portal/menu.html", active_tab="menu")

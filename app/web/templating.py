@@ -61,7 +61,7 @@ def form_errors(forms: list[FlaskForm | None]) -> list[tuple[str, str]]:
 TABS = (
     ("overview", "portal.overview", _l("Oversikt")),
     ("messages", "portal.messages", _l("Meldinger")),
-    ("appointments", "portal.appointments", _l("Timer")),
+    ("appointments", "appointments.index", _l("Timer")),
     ("record", "record.index", _l("Journal")),
     ("menu", "portal.menu", _l("Meny")),
 )
@@ -69,6 +69,7 @@ TABS = (
 STAFF_TABS = (
     ("overview", "portal.overview", _l("Oversikt")),
     ("record", "staff.find", _l("Pasienter")),
+    ("appointments", "appointments_staff.day", _l("Timer")),
     ("menu", "portal.menu", _l("Meny")),
 )
 _tab_bars: dict[tuple[str, str | None, str, bool], Markup] = {}

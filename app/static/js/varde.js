@@ -78,6 +78,32 @@
     }).catch(function () { /* next visit */ });
   }
 
+  // An earlier-time offer's countdown: the page says until when and how long is left; this keeps
+  // "how long" true while the page stays open (once a minute, so a screen reader is not flooded).
+  var countdownTimer = null;
+  function countdowns() {
+    clearInterval(countdownTimer);
+    var boxes = document.querySelectorAll("[data-countdown]");
+    if (!boxes.length) return;
+    function tick() {
+      Array.prototype.forEach.call(boxes, function (box) {
+        var left = box.querySelector("[data-countdown-left]");
+        if (!left) return;
+        var minutes = Math.floor((Date.parse(box.getAttribute("data-countdown")) - Date.now()) / 60000);
+        var text;
+        if (minutes <= 0) text = box.getAttribute("data-countdown-ended");
+        else if (minutes >= 60) text = box.getAttribute("data-countdown-hours")
+          .replace("{h}", String(Math.floor(minutes / 60))).replace("{m}", String(minutes % 60));
+        else text = box.getAttribute("data-countdown-minutes").replace("{m}", String(minutes));
+        if (left.textContent !== text) left.textContent = text;
+      });
+    }
+    tick();
+    countdownTimer = setInterval(tick, 60000);
+  }
+  document.addEventListener("DOMContentLoaded", countdowns);
+  document.addEventListener("htmx:afterSettle", countdowns);
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
       navigator.serviceWorker.register("/sw.js", { scope: "/" })

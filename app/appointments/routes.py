@@ -1,0 +1,313 @@
+"""The patient's times: the list, one time, calendar file, cancel, move, book, earlier-time offers.
+
+Every route asks the access policy first (``check_appointment``: the patient, or a parent acting
+for a child under 12), on the record chosen in the profile switcher.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, make_response, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app import clock
+from app.access import policy
+from app.access.services import audit
+from app.appointments import ics, offers, services
+from app.appointments.forms import WishForm
+from app.appointments.models import Appointment, Offer, Slot, VisitType
+from app.appointments.services import Refused
+from app.db import db
+from app.people.models import Person
+from app.web import htmx
+
+bp = Blueprint("appointments", __name__, url_prefix="/timer")
+
+
+@bp.context_processor
+def helpers() -> dict:
+    return {"why_not": offers.why_not, "age_rule_text": services.age_rule_text}
+
+
+def _patient() -> Person:
+    return policy.current_patient(current_user)
+
+
+def _appointment(appointment_id: int, action: str) -> Appointment:
+    patient = _patient()
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None:
+        # Nothing to read: the attempt is still recorded, like any other denial.
+        audit(
+            f"{action}_appointment",
+            actor_user_id=current_user.id,
+            subject_person_id=patient.id,
+            object_type="appointment",
+            object_id=appointment_id,
+            outcome="denied",
+        )
+        db.session.commit()
+        abort(404)
+    policy.check_appointment(current_user, patient, appointment, action=action)
+    return appointment
+
+
+def _refused(template: str, message: str, **context: object) -> Response:
+    """Nothing changed: the page again, with the reason."""
+    db.session.rollback()
+    return htmx.render(template, status=409, error=message, **context)
+
+
+@bp.route("")
+def index() -> Response:
+    patient = _patient()
+    decision = policy.check_appointment(current_user, patient, action="list")
+    now = clock.utcnow()
+    scope = policy.appointment_scope(decision)
+    return htmx.render(
+        "appointments/index.html",
+        active_tab="appointments",
+        patient=patient,
+        upcoming=services.upcoming(patient, scope, now),
+        past=services.past(patient, scope, now),
+        open_offers=services.open_offers(patient, now),
+        now=now,
+        notice=request.args.get("ok"),
+    )
+
+
+def _detail_context(appointment: Appointment, now: datetime) -> dict:
+    return {
+        "appointment": appointment,
+        "now": now,
+        "may_change": services.patient_may_change(appointment, now),
+        "deadline": services.cancel_deadline(appointment),
+        "phone": services.contact_phone(appointment),
+        "map_url": services.map_url(appointment.location),
+        "entry": services.waiting_entry(appointment) if appointment.is_booked else None,
+        "active_tab": "appointments",
+    }
+
+
+@bp.route("/<int:appointment_id>")
+def detail(appointment_id: int) -> Response:
+    appointment = _appointment(appointment_id, "read")
+    now = clock.utcnow()
+    return htmx.render("appointments/detail.html", notice=request.args.get("ok"), **_detail_context(appointment, now))
+
+
+@bp.route("/<int:appointment_id>/kalender.ics")
+def calendar_file(appointment_id: int) -> Response:
+    appointment = _appointment(appointment_id, "download")
+    response = make_response(ics.calendar_for(appointment))
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="varde-time-{appointment.id}.ics"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/<int:appointment_id>/avbestill", methods=["GET", "POST"])
+def cancel(appointment_id: int) -> Response:
+    appointment = _appointment(appointment_id, "cancel" if request.method == "POST" else "read")
+    now = clock.utcnow()
+    if request.method == "POST":
+        try:
+            services.cancel_by_patient(current_user, appointment, now)
+        except Refused as refused:
+            appointment = db.session.get(Appointment, appointment_id)
+            return _refused("appointments/cancel.html", refused.message, **_detail_context(appointment, now))
+        db.session.commit()
+        return htmx.redirect_to(url_for("appointments.index", ok="avbestilt"))
+    return htmx.render("appointments/cancel.html", **_detail_context(appointment, now))
+
+
+@bp.route("/<int:appointment_id>/flytt", methods=["GET", "POST"])
+def move(appointment_id: int) -> Response:
+    appointment = _appointment(appointment_id, "change" if request.method == "POST" else "read")
+    now = clock.utcnow()
+
+    def page(status: int = 200, error: str | None = None) -> Response:
+        return htmx.render(
+            "appointments/move.html",
+            status=status,
+            error=error,
+            slots=services.reschedule_options(appointment, now),
+            **_detail_context(appointment, now),
+        )
+
+    if request.method == "POST":
+        try:
+            moved = services.reschedule(current_user, appointment, request.form.get("slot", type=int), now)
+        except Refused as refused:
+            db.session.rollback()
+            appointment = db.session.get(Appointment, appointment_id)
+            return page(409, refused.message)
+        db.session.commit()
+        return htmx.redirect_to(url_for("appointments.detail", appointment_id=moved.id, ok="flyttet"))
+    return page()
+
+
+@bp.route("/<int:appointment_id>/tidligere", methods=["GET", "POST"])
+def earlier(appointment_id: int) -> Response:
+    """ "I want an earlier time": days, hours and notice; or stop waiting."""
+    appointment = _appointment(appointment_id, "change" if request.method == "POST" else "read")
+    now = clock.utcnow()
+    entry = services.waiting_entry(appointment)
+    form = WishForm(obj=entry) if request.method == "GET" else WishForm()
+    if request.method == "GET" and entry is not None:
+        form.days.data = [str(d) for d in range(7) if entry.allows_weekday(d)]
+    if request.method == "POST":
+        if request.form.get("stopp"):
+            services.stop_waiting(appointment, now)
+            db.session.commit()
+            return htmx.redirect_to(url_for("appointments.detail", appointment_id=appointment.id, ok="stoppet"))
+        if form.validate():
+            try:
+                services.want_earlier(appointment, form.wish(), now)
+            except Refused as refused:
+                db.session.rollback()
+                appointment = db.session.get(Appointment, appointment_id)
+                return htmx.render(
+                    "appointments/earlier.html", status=409, error=refused.message, form=form,
+                    **_detail_context(appointment, now),
+                )  # fmt: skip
+            db.session.commit()
+            return htmx.redirect_to(url_for("appointments.detail", appointment_id=appointment.id, ok="venter"))
+        return htmx.render("appointments/earlier.html", status=400, form=form, **_detail_context(appointment, now))
+    return htmx.render("appointments/earlier.html", form=form, **_detail_context(appointment, now))
+
+
+# -- Offers ------------------------------------------------------------------------------------
+
+
+def _offer(offer_id: int, action: str) -> Offer:
+    patient = _patient()
+    offer = db.session.get(Offer, offer_id)
+    appointment = offer.appointment if offer is not None else None
+    if offer is None or offer.person_id != patient.id:
+        audit(
+            f"{action}_offer",
+            actor_user_id=current_user.id,
+            subject_person_id=patient.id,
+            object_type="offer",
+            object_id=offer_id,
+            outcome="denied",
+        )
+        db.session.commit()
+        abort(404)
+    policy.check_appointment(current_user, patient, appointment, action=action)
+    return offer
+
+
+@bp.route("/tilbud/<int:offer_id>")
+def offer(offer_id: int) -> Response:
+    offer = _offer(offer_id, "read")
+    now = clock.utcnow()
+    return htmx.render("appointments/offer.html", offer=offer, now=now, active_tab="appointments")
+
+
+@bp.route("/tilbud/<int:offer_id>/ja", methods=["POST"])
+def accept(offer_id: int) -> Response:
+    offer = _offer(offer_id, "accept")
+    now = clock.utcnow()
+    try:
+        new = offers.accept(current_user, offer, now)
+    except Refused as refused:
+        db.session.rollback()
+        offer = db.session.get(Offer, offer_id)
+        return htmx.render(
+            "appointments/offer.html", status=409, error=refused.message, offer=offer, now=now,
+            active_tab="appointments",
+        )  # fmt: skip
+    db.session.commit()
+    return htmx.redirect_to(url_for("appointments.detail", appointment_id=new.id, ok="tilbud"))
+
+
+@bp.route("/tilbud/<int:offer_id>/nei", methods=["POST"])
+def decline(offer_id: int) -> Response:
+    offer = _offer(offer_id, "decline")
+    now = clock.utcnow()
+    try:
+        offers.decline(offer, now)
+    except Refused as refused:
+        db.session.rollback()
+        offer = db.session.get(Offer, offer_id)
+        return htmx.render(
+            "appointments/offer.html", status=409, error=refused.message, offer=offer, now=now,
+            active_tab="appointments",
+        )  # fmt: skip
+    db.session.commit()
+    return htmx.redirect_to(url_for("appointments.index", ok="nei"))
+
+
+# -- Self-booking ----------------------------------------------------------------------------
+
+
+@bp.route("/bestill")
+def choose_type() -> Response:
+    patient = _patient()
+    policy.check_appointment(current_user, patient, action="book")
+    types = services.bookable_types(patient, clock.today_in_norway())
+    return htmx.render("appointments/book_type.html", types=types, patient=patient, active_tab="appointments")
+
+
+def _visit_type(visit_type_id: int) -> VisitType:
+    visit_type = db.session.get(VisitType, visit_type_id)
+    if visit_type is None or not visit_type.active:
+        abort(404)
+    return visit_type
+
+
+@bp.route("/bestill/<int:visit_type_id>")
+def choose_time(visit_type_id: int) -> Response:
+    """The next free times of a visit type, soonest first; ``etter`` continues from a slot."""
+    patient = _patient()
+    policy.check_appointment(current_user, patient, action="book")
+    visit_type = _visit_type(visit_type_id)
+    now = clock.utcnow()
+    after = None
+    if (after_id := request.args.get("etter", type=int)) is not None:
+        last = db.session.get(Slot, after_id)
+        if last is not None and last.visit_type_id == visit_type.id:
+            after = (last.start, last.id)
+    refusal = None
+    if not visit_type.bookable_by_patients:
+        refusal = _("Denne timen kan du ikke bestille selv. Ta kontakt med stedet for å få time.")
+    elif not services.age_allows(visit_type, patient, clock.today_in_norway()):
+        refusal = services.age_rule_text(visit_type)
+    slots = [] if refusal else services.free_slots(visit_type, now, after=after, limit=20)
+    return htmx.render(
+        "appointments/book_time.html",
+        "appointments/_slot_list.html",
+        visit_type=visit_type,
+        slots=slots,
+        refusal=refusal,
+        patient=patient,
+        active_tab="appointments",
+    )
+
+
+@bp.route("/bestill/tid/<int:slot_id>", methods=["GET", "POST"])
+def confirm(slot_id: int) -> Response:
+    """Check the details, then book (POST). A taken, past or forged slot says so and changes nothing."""
+    patient = _patient()
+    policy.check_appointment(current_user, patient, action="book")
+    now = clock.utcnow()
+    slot = db.session.get(Slot, slot_id)
+    if request.method == "POST":
+        try:
+            appointment = services.book(current_user, patient, request.form.get("slot", type=int), now)
+        except Refused as refused:
+            db.session.rollback()
+            slot = db.session.get(Slot, slot_id)
+            return htmx.render(
+                "appointments/confirm.html", status=409, error=refused.message, slot=slot, patient=patient,
+                active_tab="appointments",
+            )  # fmt: skip
+        db.session.commit()
+        return htmx.redirect_to(url_for("appointments.detail", appointment_id=appointment.id, ok="bestilt"))
+    if slot is None:
+        abort(404)
+    return htmx.render("appointments/confirm.html", slot=slot, patient=patient, active_tab="appointments")
