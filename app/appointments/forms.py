@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField, widgets
@@ -42,10 +44,14 @@ class WishForm(FlaskForm):
 
     days = CheckboxesField(_l("Dager du kan komme"), choices=WEEKDAYS, default=["0", "1", "2", "3", "4"])
     earliest = ClockField(
-        _l("Fra klokken"), validators=[InputRequired(_l("Skriv inn et klokkeslett, for eksempel 08:00."))]
+        _l("Fra klokken"),
+        default=time(8, 0),
+        validators=[InputRequired(_l("Skriv inn et klokkeslett, for eksempel 08:00."))],
     )
     latest = ClockField(
-        _l("Til klokken"), validators=[InputRequired(_l("Skriv inn et klokkeslett, for eksempel 16:00."))]
+        _l("Til klokken"),
+        default=time(16, 0),
+        validators=[InputRequired(_l("Skriv inn et klokkeslett, for eksempel 16:00."))],
     )
     notice_hours = SelectField(_l("Hvor kort varsel kan du ta?"), choices=NOTICE, default="24")
 

@@ -21,6 +21,7 @@ from app.appointments.models import (
     AppointmentStatus,
     Channel,
     Location,
+    Mode,
     Offer,
     OfferState,
     Slot,
@@ -256,7 +257,8 @@ def _appointment_on(slot: Slot, patient: Person, via: Channel, viewer: User | No
         start=slot.start,
         minutes=slot.minutes,
         mode=slot.mode,
-        location_id=slot.location_id or schedule.location_id,
+        # A video or phone time has no address to go to.
+        location_id=(slot.location_id or schedule.location_id) if slot.mode is Mode.IN_PERSON else None,
         practitioner=schedule.practitioner,
         status=AppointmentStatus.BOOKED,
         booked_via=via,

@@ -9,6 +9,9 @@
    item in place, an older one is ignored.
 4. Release rules decide what the patient sees now; every release writes an event row — all in one
    transaction, committed together or not at all.
+5. Appointment (and Schedule) resources become the patient's times instead (``appointments``), in
+   the same transaction and under the same rules: checked before anything is written, keyed on
+   source system + id, news announced by an event.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from app import clock
 from app.access.services import audit
 from app.db import UTCDateTime, db
-from app.fhir import mapping
+from app.fhir import appointments, mapping
 from app.fhir.validate import BundleRefused, Issue, check_bundle, parse_json, validate_entries
 from app.notify import events
 from app.people.models import Person, PersonIdentifier
@@ -247,6 +250,7 @@ def _store(
     # fullUrl -> "Type/id", so references by either name find the same item.
     canonical: dict[str, str] = {}
     mapped: list[tuple[mapping.Mapped, dict[str, Any], int]] = []
+    calendar: list[dict[str, Any]] = []  # Appointment, Schedule, Slot: see app/fhir/appointments.py
     errors: list[Issue] = []
     seen: set[str] = set()
     for resource, full_url in zip(resources, full_urls, strict=True):
@@ -257,6 +261,9 @@ def _store(
             errors.append(Issue("error", "duplicate", f"{key} står flere ganger i bundelen.", [key]))
             continue
         seen.add(key)
+        if resource["resourceType"] in appointments.RESOURCE_TYPES:
+            calendar.append(resource)
+            continue
         m = mapping.map_resource(resource, resolver)
         if m is None:
             if resource["resourceType"] != "Patient":
@@ -277,6 +284,9 @@ def _store(
             )
             continue
         mapped.append((m, resource, person_id))
+    booking = appointments.prepare(
+        calendar, resolver, lambda ref: _resolve_patient(ref, patients, client), client, now, result, errors
+    )
     if errors:
         raise BundleRefused(422, errors)
 
@@ -415,6 +425,7 @@ def _store(
             if ids[key] not in in_announced_report
         ]
     )
+    appointments.apply(booking, client, now, event_horizon, result)
 
 
 def _insert_new(

@@ -33,8 +33,8 @@ _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 def parse_datetime(value: str | None) -> datetime | None:
     """A FHIR date, dateTime or instant as an aware UTC datetime (a bare date is midnight in Oslo)."""
-    if not value:
-        return None
+    if not value or not isinstance(value, str):
+        return None  # a number where a date belongs passes fhir.resources; no date, not a crash
     try:
         m = _DATE.match(value)
         if m:

@@ -95,6 +95,19 @@ REQUIRED_STATUS = {
         "entered-in-error",
         "unknown",
     },
+    "Appointment": {
+        "proposed",
+        "pending",
+        "booked",
+        "arrived",
+        "fulfilled",
+        "cancelled",
+        "noshow",
+        "entered-in-error",
+        "checked-in",
+        "waitlist",
+    },
+    "Slot": {"busy", "free", "busy-unavailable", "busy-tentative", "entered-in-error"},
 }
 BUNDLE_TYPES = {"transaction", "batch"}
 METHODS = {"POST", "PUT"}
@@ -175,6 +188,21 @@ def _limits(resource: dict[str, Any], label: str) -> list[Issue]:
     return issues
 
 
+_DATE_ERROR = re.compile(r"\b(?:Instant|DateTime|Date|Time) value string does not match spec regex")
+
+
+def _message(problem: dict[str, Any]) -> str:
+    """What is wrong with one element: pydantic's words, but a date or time in plain Norwegian."""
+    msg = str(problem.get("msg") or "")
+    is_date = str(problem.get("type", "")).startswith(("datetime_", "date_", "time_")) or bool(_DATE_ERROR.search(msg))
+    if not is_date:
+        return msg
+    given = str(problem.get("input"))[:60]
+    return (
+        f"{given!r} er ikke en gyldig dato eller et gyldig tidspunkt (FHIR-format, f.eks. 2026-03-01T09:30:00+01:00)."
+    )
+
+
 @cache
 def _model_class(resource_type: Any) -> Any:
     if not isinstance(resource_type, str):
@@ -221,7 +249,7 @@ def validate_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]
                         if p["type"] == "extra_forbidden":
                             continue
                         path = _path(rtype, p["loc"])
-                        errors.append(Issue("error", "invalid", f"{label}: {path}: {p['msg']}", [path]))
+                        errors.append(Issue("error", "invalid", f"{label}: {path}: {_message(p)}", [path]))
                     break
                 for p in unknown:
                     path = _path(rtype, p["loc"])
