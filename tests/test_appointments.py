@@ -276,3 +276,12 @@ def test_a_parent_cannot_see_a_teenagers_times(client, login_as, kari, ingrid, h
 def test_the_appointments_pages_need_a_login(client, hearing):
     assert client.get("/timer").status_code in (302, 303)
     assert client.get("/timer/bestill").status_code in (302, 303)
+
+
+def test_the_overview_shows_the_next_times(client, login_as, kari, hearing):
+    a = factories.booked(kari.person, factories.slot(hearing, days=2))
+    factories.booked(kari.person, factories.slot(hearing, days=-2))
+    login_as(kari)
+    page = client.get("/").get_data(as_text=True)
+    assert "Neste timer" in page and f"/timer/{a.id}" in page and "Ingen kommende timer" not in page
+    assert page.count('href="/timer/') == 1 + page.count('href="/timer/bestill')  # the past one is not there

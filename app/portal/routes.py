@@ -22,7 +22,7 @@ SESSION_ID = re.compile(r"[0-9a-f]{64}")
 @bp.route("/")
 def overview() -> Response:
     """What is new across every organisation. Staff see the way into their console instead."""
-    context: dict = {"active_tab": "overview", "new_items": None, "unread": 0, "people": []}
+    context: dict = {"active_tab": "overview", "new_items": None, "unread": 0, "people": [], "next_appointments": []}
     if current_user.role is Role.PATIENT and current_user.person is not None:
         from app.access import policy
         from app.record import services as record_services
@@ -30,6 +30,13 @@ def overview() -> Response:
         patient = policy.current_patient(current_user)
         decision = policy.check(current_user, patient, category="overview")
         context["new_items"], context["unread"] = record_services.whats_new(decision, patient)
+        # The next times, under the same decision (the overview is one read, one audit row).
+        from app import clock
+        from app.appointments import services as appointment_services
+
+        context["next_appointments"] = appointment_services.upcoming(
+            patient, policy.appointment_scope(decision), clock.utcnow(), limit=3
+        )
         context["patient"] = patient
         context["people"] = policy.switchable_people(current_user)
     return htmx.render("portal/overview.html", **context)
