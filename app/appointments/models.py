@@ -236,6 +236,8 @@ class Appointment(db.Model):
     marked_at: Mapped[datetime | None]  # attended / no-show recorded
     source_system: Mapped[str | None] = mapped_column(String(100))
     source_id: Mapped[str | None] = mapped_column(String(100))
+    source_version: Mapped[str | None] = mapped_column(String(64))  # meta.versionId of the stored version
+    source_updated_at: Mapped[datetime | None]  # its meta.lastUpdated
     created_at: Mapped[datetime] = mapped_column(default=now_default)
     updated_at: Mapped[datetime] = mapped_column(default=now_default, onupdate=now_default)
 
