@@ -256,12 +256,114 @@ def test_a_cancellation_from_the_source(kari, source):
     assert appointment.cancel_reason == "Legen er syk"
     assert [e.object_id for e in _events("appointment_changed")] == [appointment.id]
 
-    # The booked version arriving late does not bring the time back.
+    # The booked version arriving late is older, and does not bring the time back.
     late = _import(_full(kari.person, _appointment()), source)
-    assert (late.stale, late.updated) == (1, 0)
-    assert any("avlyst i Varde" in w.diagnostics for w in late.warnings)
+    assert (late.stale, late.updated, late.warnings) == (1, 0, [])
     assert _only().status is AppointmentStatus.CANCELLED
     assert len(_events("appointment_changed")) == 1
+
+
+@pytest.mark.parametrize("meta", [{"versionId": "3"}, None], ids=["newer-version", "no-version"])
+def test_the_source_never_makes_a_cancelled_time_booked_again(kari, source, meta):
+    # Versions alone would not stop it: a newer version, or one from a source that sends none.
+    cancelled = _appointment(status="cancelled", meta={"versionId": "2"})
+    booked = _appointment(meta=meta) if meta else _appointment()
+    if meta is None:
+        del cancelled["meta"], booked["meta"]
+    _import(_full(kari.person, cancelled), source)
+    result = _import(_full(kari.person, booked), source)
+    assert (result.stale, result.updated) == (1, 0)
+    assert any("avlyst i Varde" in w.diagnostics for w in result.warnings)
+    appointment = _only()
+    assert appointment.status is AppointmentStatus.CANCELLED
+    assert appointment.source_version == cancelled.get("meta", {}).get("versionId")
+    assert _events() == []
+
+
+def test_a_time_the_patient_cancelled_in_varde_stays_cancelled(kari, source):
+    from app.appointments.services import cancel_by_patient
+
+    _import(_full(kari.person, _appointment()), source)
+    cancel_by_patient(kari, _only(), clock.utcnow())
+    db.session.commit()
+    # The source never hears of it, so its next version still says booked.
+    result = _import(_full(kari.person, _appointment(meta={"versionId": "2"})), source)
+    assert (result.stale, result.updated) == (1, 0)
+    assert any("avlyst i Varde" in w.diagnostics for w in result.warnings)
+    appointment = _only()
+    assert appointment.status is AppointmentStatus.CANCELLED and appointment.cancelled_via is Channel.PATIENT
+
+
+def test_an_older_version_after_a_newer_one_changes_nothing(kari, source):
+    _import(_full(kari.person, _appointment()), source)
+    _import(_full(kari.person, _appointment(start=_when(10), meta={"versionId": "3"})), source)
+    db.session.expire_all()
+    before = db.session.execute(select(Appointment.__table__)).all()
+    events = [(e.kind, e.object_id) for e in _events()]
+    places = _count(Location)
+    assert [kind for kind, _id in events] == ["appointment_booked", "appointment_changed"]
+
+    # Version 2 arrives late: another time, another place, then a cancellation. None of it counts.
+    moved = _appointment(start=_when(12, hour=13), location="Location/sted-annet-sted", meta={"versionId": "2"})
+    cancelled = _appointment(status="cancelled", cancelationReason={"text": "Flyttet"}, meta={"versionId": "2"})
+    for late in (
+        _bundle(_patient(kari.person), _practitioner(), _location("Annet sted", "Elgeseter gate 10"), moved),
+        _full(kari.person, cancelled),
+    ):
+        result = _import(late, source)
+        assert (result.stale, result.created, result.updated, result.unchanged) == (1, 0, 0, 0)
+        assert result.warnings == []
+        db.session.expire_all()
+        assert db.session.execute(select(Appointment.__table__)).all() == before
+        assert [(e.kind, e.object_id) for e in _events()] == events
+        assert _count(Location) == places  # not even the older version's place is made
+    appointment = _only()
+    assert (appointment.source_version, appointment.start) == ("3", _when(10))
+
+
+def test_the_same_version_sent_again_is_unchanged(kari, source):
+    updated = (clock.utcnow() - timedelta(hours=1)).replace(microsecond=0)
+    meta = {"versionId": "4", "lastUpdated": updated.astimezone(OSLO).isoformat()}
+    _import(_full(kari.person, _appointment(meta=meta)), source)
+    appointment = _only()
+    assert (appointment.source_version, appointment.source_updated_at) == ("4", updated)
+    db.session.expire_all()
+    before = db.session.execute(select(Appointment.__table__)).all()
+    again = _import(_full(kari.person, _appointment(meta=dict(meta))), source)
+    assert (again.unchanged, again.updated, again.stale) == (1, 0, 0)
+    db.session.expire_all()
+    assert db.session.execute(select(Appointment.__table__)).all() == before
+    assert [e.kind for e in _events()] == ["appointment_booked"]
+
+
+def test_without_a_version_id_the_last_updated_time_decides(kari, source):
+    now = clock.utcnow().replace(microsecond=0)
+    first, second, between = (now - timedelta(hours=h) for h in (2, 1, 1.5))
+
+    _import(_full(kari.person, _appointment(meta={"lastUpdated": first.isoformat()})), source)
+    appointment_id = _only().id
+    newer = _import(_full(kari.person, _appointment(start=_when(9), meta={"lastUpdated": second.isoformat()})), source)
+    assert (newer.updated, newer.stale) == (1, 0)
+    appointment = _only()
+    assert (appointment.start, appointment.source_version, appointment.source_updated_at) == (_when(9), None, second)
+    assert [e.object_id for e in _events("appointment_changed")] == [appointment_id]
+
+    # One updated before the stored one is older, and changes nothing.
+    older_version = _appointment(start=_when(11), meta={"lastUpdated": between.isoformat()})
+    older = _import(_full(kari.person, older_version), source)
+    assert (older.stale, older.updated) == (1, 0)
+    assert (_only().start, _only().source_updated_at) == (_when(9), second)
+    assert len(_events("appointment_changed")) == 1
+
+
+def test_a_newer_version_with_the_same_values_records_its_version(kari, source):
+    _import(_full(kari.person, _appointment()), source)
+    result = _import(_full(kari.person, _appointment(meta={"versionId": "5"})), source)
+    assert result.updated == 1 and _only().source_version == "5"
+    assert [e.kind for e in _events()] == ["appointment_booked"]
+    # So version 3, sent after it, is older.
+    late = _import(_full(kari.person, _appointment(start=_when(12), meta={"versionId": "3"})), source)
+    assert late.stale == 1 and _only().start == _when(7)
 
 
 def test_a_cancellation_without_a_time_cancels_the_stored_time(kari, source):

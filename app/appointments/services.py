@@ -332,6 +332,8 @@ def cancel_by_staff(viewer: User, appointment: Appointment, reason: str, now: da
     """Staff cancel on the patient's behalf (or because the unit must): the patient hears of it."""
     if not appointment.is_booked:
         raise Refused(_("Timen er allerede avbestilt eller over."))
+    if appointment.start <= now:
+        raise Refused(_("Timen har allerede begynt. Registrer heller om pasienten møtte."))
     if not reason.strip():
         raise Refused(_("Skriv hvorfor timen avbestilles. Pasienten får beskjed."))
     _release(appointment, now, via=Channel.STAFF, viewer=viewer, reason=reason)

@@ -25,11 +25,19 @@ What Varde keeps:
 - Slot: never kept. A slot Varde stores can be booked in Varde, and Varde cannot tell the source
   system about such a booking, so the hospital would never learn of it.
 
-The appointment table keeps no source version (only the values), so "unchanged" means the values
-Varde keeps are the same, and a different version overwrites them (last one wins). One guard
-against an older version arriving late: a time that is no longer booked (cancelled, attended,
-no-show, entered in error) is never made booked again by the source; that version is counted as an
-older one and named in a warning.
+Versions, as for record items (``ingest._version_key`` and ``ingest._is_older``): a time keeps the
+meta.versionId and meta.lastUpdated of the version stored. A version older than that (by versionId
+when both are numbers, else by lastUpdated) is counted as an older one and changes nothing: no
+value, no place, no event. A version that cannot be ordered (no meta) applies, as a newer one does.
+"Unchanged" means the values Varde keeps and the version are the same; a newer version with the
+same values records its version (counted as updated, with no event), so a version between the two
+that arrives after it is older.
+
+One more guard: a time that is no longer booked (cancelled, attended, no-show, entered in error)
+is never made booked again by the source; that version is counted as an older one and named in a
+warning. Versions do not make this redundant: a source that sends no meta cannot be ordered, and a
+time cancelled or marked in Varde (by the patient or staff) was changed after the source's
+latest version, which the source never hears of, so its next version still says booked.
 
 Events (in the same transaction): a new booked time that has not started and is not old news →
 ``appointment_booked``. Old news, as for record items (RELEASE_EVENT_MAX_AGE_DAYS): the source made
@@ -81,6 +89,8 @@ class PlannedAppointment:
     values: dict[str, Any]  # the columns the source decides
     start_given: bool  # False: a cancellation of a stored time that came without a start
     news_at: datetime | None  # when the source made it (created, else meta.lastUpdated), if it says
+    version: str | None  # meta.versionId
+    updated: datetime | None  # meta.lastUpdated
     location: dict[str, Any] | None  # the Location resource found in the bundle
     location_referred: bool  # a Location participant was named (found in the bundle or not)
     cancel_reason: str | None
@@ -354,7 +364,11 @@ def _appointment(
     if start_given:
         values["start"] = start
         values["minutes"] = minutes
-    made = _instant(r.get("created")) or _instant((r.get("meta") or {}).get("lastUpdated"))
+    from app.fhir.ingest import _version_key  # ingest imports this module
+
+    version, updated = _version_key(r)
+    values["source_version"], values["source_updated_at"] = version, updated
+    made = _instant(r.get("created")) or updated
     reason = mapping.concept_text(r.get("cancelationReason")) if status is AppointmentStatus.CANCELLED else None
     return PlannedAppointment(
         key=key,
@@ -363,6 +377,8 @@ def _appointment(
         values=values,
         start_given=start_given,
         news_at=made,
+        version=version,
+        updated=updated,
         location=location,
         location_referred=location_referred,
         cancel_reason=(reason or "").strip()[:300] or None,
@@ -550,12 +566,17 @@ def apply(plan: Plan, client: FhirClient, now: datetime, news_horizon: datetime,
     """Write the planned rows and their events, in the caller's transaction."""
     if not plan.appointments and not plan.schedules:
         return
+    from app.fhir.ingest import _is_older  # ingest imports this module
+
     places = _Places(client.organisation_id)
     _apply_schedules(plan.schedules, places, client, result)
     changes: list[events.Change] = []
     created: list[Appointment] = []
     for p in plan.appointments:
         old = p.existing
+        if old is not None and _is_older(p.version, p.updated, old.source_version, old.source_updated_at):
+            result.stale += 1  # before the place: an older version makes no Location either
+            continue
         values = dict(p.values)
         values["location_id"] = _location_id(
             places, p.location, p.location_referred, old.location_id if old is not None else None
@@ -594,7 +615,8 @@ def apply(plan: Plan, client: FhirClient, now: datetime, news_horizon: datetime,
                     "warning",
                     "business-rule",
                     f"{p.key}: timen er {STATUS_WORDS[old.status]} i Varde og gjøres ikke om til en bestilt "
-                    "time igjen (en eldre versjon?). Send en ny time med ny id om den skal gjelde.",
+                    "time igjen (en eldre versjon, eller endret i Varde?). Send en ny time med ny id om den "
+                    "skal gjelde.",
                     [p.key],
                 )
             )

@@ -137,6 +137,8 @@ def upgrade():
     sa.Column('marked_at', sa.DateTime(), nullable=True),
     sa.Column('source_system', sa.String(length=100), nullable=True),
     sa.Column('source_id', sa.String(length=100), nullable=True),
+    sa.Column('source_version', sa.String(length=64), nullable=True),
+    sa.Column('source_updated_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['booked_by_user_id'], ['account.id'], name=op.f('fk_appointment_booked_by_user_id_account')),
