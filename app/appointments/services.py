@@ -199,7 +199,10 @@ def free_slots(
         .limit(limit)
     )
     if after is not None:
-        query = query.where(or_(Slot.start > after[0], and_(Slot.start == after[0], Slot.id > after[1])))
+        # "start >= …" first, so the index range starts there (the OR alone is only a filter).
+        query = query.where(
+            Slot.start >= after[0], or_(Slot.start > after[0], and_(Slot.start == after[0], Slot.id > after[1]))
+        )
     return list(db.session.scalars(query))
 
 
