@@ -97,7 +97,7 @@ format: install-dev
 	$(BIN)/ruff format app tests bench scripts
 	$(BIN)/ruff check --fix app tests bench scripts
 
-## bench: page weight, throughput, record and push benchmarks against their baselines (see README, Benchmarks)
+## bench: page weight, throughput, record, push and appointments benchmarks against their baselines (see README, Benchmarks)
 bench: install-dev browser wrk
 	$(BIN)/python bench/run.py
 

@@ -11,6 +11,9 @@
 4. The push benchmarks of bench/push.py (delivery throughput against openssl's two-process ECDH
    rate, event-to-push latency with the worker running), in a process of their own; they also
    append to bench/results/push.md and write bench/results/push.json.
+5. The appointments benchmarks of bench/appointments.py (cancellation to offers written against a
+   trivial transaction, the free-slot search page against the overview), in a process of their own;
+   they also append to bench/results/appointments.md and write bench/results/appointments.json.
 
     make bench        (or: .venv/bin/python bench/run.py [--quick])
 """
@@ -242,6 +245,13 @@ def push_benchmarks(quick: bool) -> list[str]:
     return ["#" + line if line.startswith("#") else line for line in out.strip().splitlines()]
 
 
+def appointments_benchmarks(quick: bool) -> list[str]:
+    """bench/appointments.py (the appointments issue) in a process of its own; its report one heading level down."""
+    cmd = [sys.executable, str(ROOT / "bench" / "appointments.py"), *(["--quick"] if quick else [])]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, timeout=1800).stdout
+    return ["#" + line if line.startswith("#") else line for line in out.strip().splitlines()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3-second runs, one round")
@@ -271,6 +281,7 @@ def main() -> None:
             lines.append(f"| {name} | {rps:,.0f} | {p99:.1f} | {rps / baseline:.2f} |")
     lines += ["", *record_benchmarks(args.quick)]
     lines += ["", *push_benchmarks(args.quick)]
+    lines += ["", *appointments_benchmarks(args.quick)]
     report = "\n".join(lines)
     print(report)
     out = ROOT / "bench" / "results"
