@@ -165,8 +165,9 @@ class Slot(db.Model):
     """A time in a schedule that one appointment can have."""
 
     __table_args__ = (
-        # The free-time search: a visit type's free slots from now on, soonest first.
-        Index("ix_slot_search", "visit_type_id", "state", "start"),
+        # The free-time search: a visit type's free slots from now on, soonest first; with id, so the
+        # next page's keyset (start, id) is an index range in PostgreSQL's generic plan too.
+        Index("ix_slot_search", "visit_type_id", "state", "start", "id"),
         Index("ix_slot_schedule_start", "schedule_id", "start"),
         UniqueConstraint("source_system", "source_id", name="uq_slot_source"),
     )
@@ -263,7 +264,6 @@ class WaitlistEntry(db.Model):
 
     __tablename__ = "waitlist_entry"
     __table_args__ = (
-        Index("ix_waitlist_match", "active", "visit_type_id", "care_unit_id", "priority", "created_at"),
         Index(
             "uq_waitlist_active_appointment",
             "appointment_id",
@@ -293,6 +293,20 @@ class WaitlistEntry(db.Model):
 
     def allows_weekday(self, weekday: int) -> bool:
         return bool(self.weekdays & (1 << weekday))
+
+
+# The offer round's candidates, in ranking order (priority first, then who waited longest), over
+# the active entries only (so ended entries never slow the search down).
+Index(
+    "ix_waitlist_match",
+    WaitlistEntry.visit_type_id,
+    WaitlistEntry.care_unit_id,
+    WaitlistEntry.priority.desc(),
+    WaitlistEntry.created_at,
+    WaitlistEntry.id,
+    postgresql_where=text("active"),
+    sqlite_where=text("active"),
+)
 
 
 class Offer(db.Model):

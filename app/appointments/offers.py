@@ -63,7 +63,7 @@ def candidates(slot: Slot, now: datetime, exclude_person_ids: set[int], limit: i
     query = (
         select(WaitlistEntry)
         .where(
-            WaitlistEntry.active.is_(True),
+            WaitlistEntry.active,
             WaitlistEntry.visit_type_id == slot.visit_type_id,
             WaitlistEntry.care_unit_id == slot.schedule.care_unit_id,
             WaitlistEntry.current_start > slot.start,
@@ -154,7 +154,7 @@ def end_waiting_for(appointment: Appointment, now: datetime) -> None:
     slots go on to the next patients."""
     db.session.execute(
         update(WaitlistEntry)
-        .where(WaitlistEntry.appointment_id == appointment.id, WaitlistEntry.active.is_(True))
+        .where(WaitlistEntry.appointment_id == appointment.id, WaitlistEntry.active)
         .values(active=False, ended_at=now)
         .execution_options(synchronize_session=False)
     )

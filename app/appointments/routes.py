@@ -24,11 +24,15 @@ from app.people.models import Person
 from app.web import htmx
 
 bp = Blueprint("appointments", __name__, url_prefix="/timer")
+PAGE = 20  # free times per page
 
 
 @bp.context_processor
 def helpers() -> dict:
-    return {"why_not": offers.why_not, "age_rule_text": services.age_rule_text}
+    return {
+        "why_not": offers.why_not,
+        "age_rule_text": services.age_rule_text,
+    }
 
 
 def _patient() -> Person:
@@ -277,12 +281,15 @@ def choose_time(visit_type_id: int) -> Response:
         refusal = _("Denne timen kan du ikke bestille selv. Ta kontakt med stedet for å få time.")
     elif not services.age_allows(visit_type, patient, clock.today_in_norway()):
         refusal = services.age_rule_text(visit_type)
-    slots = [] if refusal else services.free_slots(visit_type, now, after=after, limit=20)
+    # One more than shown: whether "Vis flere tider" will find any.
+    slots = [] if refusal else services.free_slots(visit_type, now, after=after, limit=PAGE + 1)
+    has_more, slots = len(slots) > PAGE, slots[:PAGE]
     return htmx.render(
         "appointments/book_time.html",
         "appointments/_slot_list.html",
         visit_type=visit_type,
         slots=slots,
+        has_more=has_more,
         refusal=refusal,
         patient=patient,
         active_tab="appointments",

@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app import clock
+from app.appointments.formatting import when_text
 from app.appointments.models import Mode, OpeningHours, Schedule, Slot, SlotState, VisitType
 from app.appointments.services import Refused
 from app.db import db
@@ -57,7 +57,7 @@ def create_schedule(unit: CareUnit, data: ScheduleData) -> Schedule:
 
 
 def _when(moment: datetime) -> str:
-    return format_datetime(moment, "EEEE d. MMMM 'kl.' HH:mm")
+    return when_text(moment, year=False)
 
 
 def make_slots(schedule: Schedule, pattern: Pattern, now: datetime) -> list[Slot]:

@@ -107,7 +107,7 @@ def open_offers(patient: Person, now: datetime) -> list[Offer]:
 
 def waiting_entry(appointment: Appointment) -> WaitlistEntry | None:
     return db.session.scalar(
-        select(WaitlistEntry).where(WaitlistEntry.appointment_id == appointment.id, WaitlistEntry.active.is_(True))
+        select(WaitlistEntry).where(WaitlistEntry.appointment_id == appointment.id, WaitlistEntry.active)
     )
 
 

@@ -316,7 +316,7 @@ def waitlist() -> Response:
         db.session.scalars(
             select(WaitlistEntry)
             .options(joinedload(WaitlistEntry.person), joinedload(WaitlistEntry.appointment))
-            .where(WaitlistEntry.care_unit_id == unit.id, WaitlistEntry.active.is_(True))
+            .where(WaitlistEntry.care_unit_id == unit.id, WaitlistEntry.active)
             .order_by(WaitlistEntry.priority.desc(), WaitlistEntry.created_at, WaitlistEntry.id)
             .limit(500)
         )

@@ -12,6 +12,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from app import clock
+from app.appointments.formatting import day_text, when_text
 from app.notify.kinds import text_for
 from app.web import htmx
 from app.web.assets import asset_url
@@ -157,6 +158,8 @@ def init_app(app: Flask) -> None:
         acting_for=_acting_for,
         notification_text=text_for,
         today=clock.today_in_norway,
+        when_text=when_text,
+        day_text=day_text,
     )
 
     @app.context_processor

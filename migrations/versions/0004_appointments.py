@@ -110,7 +110,7 @@ def upgrade():
     )
     with op.batch_alter_table('slot', schema=None) as batch_op:
         batch_op.create_index('ix_slot_schedule_start', ['schedule_id', 'start'], unique=False)
-        batch_op.create_index('ix_slot_search', ['visit_type_id', 'state', 'start'], unique=False)
+        batch_op.create_index('ix_slot_search', ['visit_type_id', 'state', 'start', 'id'], unique=False)
 
     op.create_table('appointment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -192,7 +192,7 @@ def upgrade():
     )
     with op.batch_alter_table('waitlist_entry', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_waitlist_entry_person_id'), ['person_id'], unique=False)
-        batch_op.create_index('ix_waitlist_match', ['active', 'visit_type_id', 'care_unit_id', 'priority', 'created_at'], unique=False)
+        batch_op.create_index('ix_waitlist_match', ['visit_type_id', 'care_unit_id', sa.text('priority DESC'), 'created_at', 'id'], unique=False, postgresql_where=sa.text('active'), sqlite_where=sa.text('active'))
         batch_op.create_index('uq_waitlist_active_appointment', ['appointment_id'], unique=True, postgresql_where=sa.text('active'), sqlite_where=sa.text('active'))
 
     op.create_table('offer',
@@ -232,7 +232,7 @@ def downgrade():
     op.drop_table('offer')
     with op.batch_alter_table('waitlist_entry', schema=None) as batch_op:
         batch_op.drop_index('uq_waitlist_active_appointment', postgresql_where=sa.text('active'), sqlite_where=sa.text('active'))
-        batch_op.drop_index('ix_waitlist_match')
+        batch_op.drop_index('ix_waitlist_match', postgresql_where=sa.text('active'), sqlite_where=sa.text('active'))
         batch_op.drop_index(batch_op.f('ix_waitlist_entry_person_id'))
 
     op.drop_table('waitlist_entry')

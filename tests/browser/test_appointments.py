@@ -478,7 +478,8 @@ def test_kari_asks_for_an_earlier_time_and_fixes_her_mistakes(page, live_server,
     page.get_by_label("Hvor kort varsel kan du ta?").select_option(label="6 timer")
     page.get_by_role("button", name="Sett meg på listen").click()
     page.wait_for_url(f"{live_server}/timer/{mine.id}?ok=venter")
-    assert notice(page).inner_text().startswith("Du står på listen for tidligere time.")
+    assert notice(page).inner_text() == "Ønsket ditt om tidligere time er lagret."
+    assert page.get_by_text("Du står på listen for tidligere time.").is_visible()
     entry = services.waiting_entry(mine)
     assert entry.weekdays == 0b0001010 and entry.notice_hours == 6
     assert page.get_by_role("link", name="Endre ønsket om tidligere time").is_visible()
