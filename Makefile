@@ -82,7 +82,7 @@ translations: $(BIN)/python $(VENV)/.installed
 
 ## messages: extract strings and update the catalogues after changing text
 messages: $(VENV)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output -o app/translations/messages.pot app
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_pgettext:1c,2 --no-location --sort-output -o app/translations/messages.pot app
 	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching
 
 ## vendor: refresh app/static/vendor from the pinned npm packages

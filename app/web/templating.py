@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from flask import Flask, current_app, g, request, url_for
-from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext
+from flask_babel import format_date, format_datetime, get_locale, get_translations, gettext, lazy_pgettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import generate_csrf
@@ -62,7 +62,8 @@ def form_errors(forms: list[FlaskForm | None]) -> list[tuple[str, str]]:
 TABS = (
     ("overview", "portal.overview", _l("Oversikt")),
     ("messages", "portal.messages", _l("Meldinger")),
-    ("appointments", "appointments.index", _l("Timer")),
+    # (A tab of its own: the English label carries a soft hyphen, so it breaks as "Appoint-ments".)
+    ("appointments", "appointments.index", lazy_pgettext("tab", "Timer")),
     ("record", "record.index", _l("Journal")),
     ("menu", "portal.menu", _l("Meny")),
 )
@@ -70,7 +71,7 @@ TABS = (
 STAFF_TABS = (
     ("overview", "portal.overview", _l("Oversikt")),
     ("record", "staff.find", _l("Pasienter")),
-    ("appointments", "appointments_staff.day", _l("Timer")),
+    ("appointments", "appointments_staff.day", lazy_pgettext("tab", "Timer")),
     ("menu", "portal.menu", _l("Meny")),
 )
 _tab_bars: dict[tuple[str, str | None, str, bool], Markup] = {}
