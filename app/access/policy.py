@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import NoReturn
 
 from flask import Flask, Response, abort, g, session
 from sqlalchemy import ColumnElement, and_, or_, select, true
 
 from app import clock
 from app.access.services import audit
-from app.appointments.models import Appointment
+from app.appointments.models import Appointment, Offer
 from app.auth.models import Role, StaffMembership, User
 from app.db import db
 from app.people.models import CareUnit, Person, Relation, RelationKind, age_on
@@ -217,18 +218,23 @@ def load_item(
     """The item with this id in ``patient``'s record, if the viewer may see it; else 404 (audited)."""
     item = db.session.get(RecordItem, item_id)
     if item is None or item.kind.value not in kinds:
-        # Nothing to read: the attempt is still recorded against the record it was made in.
-        audit(
-            f"{action}_item",
-            actor_user_id=viewer.id,
-            subject_person_id=patient.id,
-            object_type="record_item",
-            object_id=item_id,
-            outcome="denied",
-        )
-        db.session.commit()
-        abort(404)
+        not_found(viewer, patient, f"{action}_item", "record_item", item_id)
     return item, check(viewer, patient, item=item, action=action)
+
+
+def not_found(viewer: User, patient: Person, action: str, object_type: str, object_id: int) -> NoReturn:
+    """404 for an id that names nothing the viewer may reach: the attempt is still recorded
+    against the record it was made in (committed, as the error page rolls back)."""
+    audit(
+        action,
+        actor_user_id=viewer.id,
+        subject_person_id=patient.id,
+        object_type=object_type,
+        object_id=object_id,
+        outcome="denied",
+    )
+    db.session.commit()
+    abort(404)
 
 
 def audit_search(viewer: User, found: list[Person], org_ids: tuple[int, ...]) -> None:
@@ -366,6 +372,24 @@ def check_appointment(
         abort(404)
     g.audit_pending = True
     return decision
+
+
+def load_appointment(viewer: User, patient: Person, appointment_id: int, action: str) -> Appointment:
+    """The appointment with this id in ``patient``'s times, if the viewer may reach it; else 404."""
+    appointment = db.session.get(Appointment, appointment_id)
+    if appointment is None:
+        not_found(viewer, patient, f"{action}_appointment", "appointment", appointment_id)
+    check_appointment(viewer, patient, appointment, action=action)
+    return appointment
+
+
+def load_offer(viewer: User, patient: Person, offer_id: int, action: str) -> Offer:
+    """An earlier-time offer made to ``patient``, if the viewer may act for them; else 404."""
+    offer = db.session.get(Offer, offer_id)
+    if offer is None or offer.person_id != patient.id:
+        not_found(viewer, patient, f"{action}_offer", "offer", offer_id)
+    check_appointment(viewer, patient, offer.appointment, action=action)
+    return offer
 
 
 def audit_unit_list(viewer: User, people: Iterable[int], organisation_id: int, action: str) -> None:

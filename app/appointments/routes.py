@@ -14,7 +14,6 @@ from flask_login import current_user
 
 from app import clock
 from app.access import policy
-from app.access.services import audit
 from app.appointments import ics, offers, services
 from app.appointments.forms import WishForm
 from app.appointments.models import Appointment, Offer, Slot, VisitType
@@ -40,22 +39,7 @@ def _patient() -> Person:
 
 
 def _appointment(appointment_id: int, action: str) -> Appointment:
-    patient = _patient()
-    appointment = db.session.get(Appointment, appointment_id)
-    if appointment is None:
-        # Nothing to read: the attempt is still recorded, like any other denial.
-        audit(
-            f"{action}_appointment",
-            actor_user_id=current_user.id,
-            subject_person_id=patient.id,
-            object_type="appointment",
-            object_id=appointment_id,
-            outcome="denied",
-        )
-        db.session.commit()
-        abort(404)
-    policy.check_appointment(current_user, patient, appointment, action=action)
-    return appointment
+    return policy.load_appointment(current_user, _patient(), appointment_id, action)
 
 
 def _refused(template: str, message: str, **context: object) -> Response:
@@ -187,22 +171,7 @@ def earlier(appointment_id: int) -> Response:
 
 
 def _offer(offer_id: int, action: str) -> Offer:
-    patient = _patient()
-    offer = db.session.get(Offer, offer_id)
-    appointment = offer.appointment if offer is not None else None
-    if offer is None or offer.person_id != patient.id:
-        audit(
-            f"{action}_offer",
-            actor_user_id=current_user.id,
-            subject_person_id=patient.id,
-            object_type="offer",
-            object_id=offer_id,
-            outcome="denied",
-        )
-        db.session.commit()
-        abort(404)
-    policy.check_appointment(current_user, patient, appointment, action=action)
-    return offer
+    return policy.load_offer(current_user, _patient(), offer_id, action)
 
 
 @bp.route("/tilbud/<int:offer_id>")
