@@ -285,3 +285,32 @@ def test_the_overview_shows_the_next_times(client, login_as, kari, hearing):
     page = client.get("/").get_data(as_text=True)
     assert "Neste timer" in page and f"/timer/{a.id}" in page and "Ingen kommende timer" not in page
     assert page.count('href="/timer/') == 1 + page.count('href="/timer/bestill')  # the past one is not there
+
+
+def test_the_booker_is_told_quietly_and_the_other_parent_as_usual(app, kari, ola, per, hearing):
+    """Booking is an event; the parent who booked does not get a push or an unread mark for what
+    they just did, while the child's other parent hears of it."""
+    from app.appointments import services
+    from app.notify.models import Notification, PushDelivery, PushSubscription
+
+    factories.parent_of(kari, ola)
+    factories.parent_of(per, ola)
+    for user in (kari, per):
+        db.session.add(
+            PushSubscription(
+                account_id=user.id,
+                endpoint=f"https://fcm.googleapis.com/fcm/send/{user.id}",
+                p256dh="BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+                auth="tBHItJI5svbpez7KI4CCXg",
+                label="Chrome · Android",
+            )
+        )
+    db.session.commit()
+    s = factories.slot(hearing, days=4)
+    with app.test_request_context():
+        a = services.book(kari, ola, s.id, factories.clock.utcnow())
+        db.session.commit()
+    notes = {n.account_id: n for n in db.session.scalars(select(Notification).where(Notification.object_id == a.id))}
+    assert notes[kari.id].read_at is not None and notes[per.id].read_at is None
+    pushed_to = {d.notification.account_id for d in db.session.scalars(select(PushDelivery))}
+    assert pushed_to == {per.id}

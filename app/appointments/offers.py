@@ -224,7 +224,7 @@ def accept(viewer: User, offer: Offer, now: datetime) -> Appointment:
     events.stop_pushes("offer", list(others))
     _release(old, now, via=Channel.OFFER, viewer=viewer, reason=None)
     old.replaced_by_id = new.id
-    _announce(new, "appointment_booked")
+    _announce(new, "appointment_booked", viewer)
     return new
 
 

@@ -285,17 +285,19 @@ def book(viewer: User, patient: Person, slot_id: int | None, now: datetime) -> A
     if not _take(slot, now):
         raise Refused(_("Noen andre har nettopp fått den timen. Velg en annen ledig tid."))
     appointment = _appointment_on(slot, patient, Channel.PATIENT, viewer)
-    _announce(appointment, "appointment_booked")
+    _announce(appointment, "appointment_booked", viewer)
     return appointment
 
 
-def _announce(appointment: Appointment, kind: str) -> None:
+def _announce(appointment: Appointment, kind: str, actor: User | None = None) -> None:
+    """The event for a time; ``actor``: the account that did it itself (told quietly, see emit)."""
     events.emit(
         appointment.person_id,
         kind,
         object_type="appointment",
         object_id=appointment.id,
         url=f"/timer/{appointment.id}",
+        actor_account_id=actor.id if actor is not None else None,
     )
 
 

@@ -48,6 +48,9 @@ class Change:
     expires_at: datetime | None = None
     # False for an item a clinician hid from guardians: parents are not told it exists.
     guardians_may_know: bool = True
+    # The account whose own action this was (a patient booking a time): its notification is in the
+    # list already read, and not pushed; others who should hear of it (a child's other parent) are.
+    actor_account_id: int | None = None
 
 
 def emit(
@@ -60,9 +63,22 @@ def emit(
     data: dict[str, Any] | None = None,
     expires_at: datetime | None = None,
     guardians_may_know: bool = True,
+    actor_account_id: int | None = None,
 ) -> Event:
     return emit_many(
-        [Change(person_id, kind, object_type, object_id, url, data or {}, expires_at, guardians_may_know)]
+        [
+            Change(
+                person_id,
+                kind,
+                object_type,
+                object_id,
+                url,
+                data or {},
+                expires_at,
+                guardians_may_know,
+                actor_account_id,
+            )
+        ]
     )[0]
 
 
@@ -120,6 +136,9 @@ def emit_many(changes: list[Change]) -> list[Event]:
                 created_at=now,
             )
             event.notifications.append(notification)
+            if account_id == change.actor_account_id:
+                notification.read_at = now
+                continue
             prefs = settings.get(account_id) or default_settings(account_id)
             if not getattr(prefs, spec.category.value) or not devices.get(account_id):
                 continue
