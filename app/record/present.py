@@ -6,7 +6,7 @@ inline styles), and always come with the same numbers as text or a table for scr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask import g
@@ -92,7 +92,7 @@ def flag_words(data: dict[str, Any]) -> str | None:
     return str(words) if words is not None else None
 
 
-def item_date(when: datetime, fmt: str = "medium") -> str:
+def item_date(when: date | datetime, fmt: str = "medium") -> str:
     """A date in the user's language, formatted once per request and date (a report's results
     share theirs, and lists show dozens)."""
     cache = g.setdefault("_varde_dates", {})
