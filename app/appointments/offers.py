@@ -36,7 +36,7 @@ from app.appointments.models import (
     SlotState,
     WaitlistEntry,
 )
-from app.appointments.services import Refused, _announce, _appointment_on, _overlaps, _release, _take, local
+from app.appointments.services import Refused, _announce, _overlaps, _take, local, move_to
 from app.auth.models import User
 from app.db import db
 from app.notify import events
@@ -188,18 +188,24 @@ def why_not(offer: Offer, now: datetime) -> str:
     return _("Tilbudet kan ikke brukes.")
 
 
-def accept(viewer: User, offer: Offer, now: datetime) -> Appointment:
-    """Take the offered slot: the new time is booked and the old one released, or nothing changes
-    and ``Refused`` says why. Accepting twice gives the same new time."""
+def _answer(offer: Offer, state: OfferState, now: datetime) -> bool:
+    """Queue behind others answering offers of this slot, then move this offer from open (and not
+    expired) to ``state``. False, and nothing changed, if it was not open any more."""
     _lock(offer.slot_id)
-    claimed = db.session.execute(
+    answered = db.session.execute(
         update(Offer)
         .where(Offer.id == offer.id, Offer.state == OfferState.OPEN, Offer.expires_at > now)
-        .values(state=OfferState.ACCEPTED, answered_at=now)
+        .values(state=state, answered_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.refresh(offer)
-    if not claimed:
+    return bool(answered)
+
+
+def accept(viewer: User, offer: Offer, now: datetime) -> Appointment:
+    """Take the offered slot: the new time is booked and the old one released, or nothing changes
+    and ``Refused`` says why. Accepting twice gives the same new time."""
+    if not _answer(offer, OfferState.ACCEPTED, now):
         if offer.state is OfferState.ACCEPTED:  # a double tap: the first one did it
             old = db.session.get(Appointment, offer.appointment_id)
             if old is not None and old.replaced_by_id is not None:
@@ -212,8 +218,6 @@ def accept(viewer: User, offer: Offer, now: datetime) -> Appointment:
         raise Refused(_("Tilbudet gjelder ikke lenger, fordi timen din er endret."))
     if not _take(slot, now, for_offer=True):
         raise Refused(_("Noen andre takket ja først. Du beholder timen du har."))
-    new = _appointment_on(slot, old.person, Channel.OFFER, viewer)
-    new.preparation = old.preparation
     others = db.session.execute(
         update(Offer)
         .where(Offer.slot_id == slot.id, Offer.state == OfferState.OPEN)
@@ -222,23 +226,14 @@ def accept(viewer: User, offer: Offer, now: datetime) -> Appointment:
         .execution_options(synchronize_session=False)
     ).scalars()
     events.stop_pushes("offer", list(others))
-    _release(old, now, via=Channel.OFFER, viewer=viewer, reason=None)
-    old.replaced_by_id = new.id
+    new = move_to(old, slot, now, via=Channel.OFFER, viewer=viewer)
     _announce(new, "appointment_booked", viewer)
     return new
 
 
 def decline(offer: Offer, now: datetime) -> None:
     """Say no: the original time stays; if the round is over, the next patients get the slot."""
-    _lock(offer.slot_id)
-    declined = db.session.execute(
-        update(Offer)
-        .where(Offer.id == offer.id, Offer.state == OfferState.OPEN, Offer.expires_at > now)
-        .values(state=OfferState.DECLINED, answered_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.refresh(offer)
-    if not declined:
+    if not _answer(offer, OfferState.DECLINED, now):
         if offer.state is OfferState.DECLINED:
             return
         raise Refused(why_not(offer, now))

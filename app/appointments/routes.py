@@ -6,6 +6,7 @@ for a child under 12), on the record chosen in the profile switcher.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from flask import Blueprint, Response, abort, make_response, request, url_for
@@ -42,10 +43,11 @@ def _appointment(appointment_id: int, action: str) -> Appointment:
     return policy.load_appointment(current_user, _patient(), appointment_id, action)
 
 
-def _refused(template: str, message: str, **context: object) -> Response:
-    """Nothing changed: the page again, with the reason."""
+def refused_page(template: str, refused: Refused, context: Callable[[], dict]) -> Response:
+    """Nothing changed: the transaction is rolled back (the page's objects are read again as
+    they are in the database) and the page is shown again with the reason, 409."""
     db.session.rollback()
-    return htmx.render(template, status=409, error=message, **context)
+    return htmx.render(template, status=409, error=refused.message, **context())
 
 
 @bp.route("")
@@ -104,8 +106,7 @@ def cancel(appointment_id: int) -> Response:
         try:
             services.cancel_by_patient(current_user, appointment, now)
         except Refused as refused:
-            appointment = db.session.get(Appointment, appointment_id)
-            return _refused("appointments/cancel.html", refused.message, **_detail_context(appointment, now))
+            return refused_page("appointments/cancel.html", refused, lambda: _detail_context(appointment, now))
         db.session.commit()
         return htmx.redirect_to(url_for("appointments.index", ok="avbestilt"))
     return htmx.render("appointments/cancel.html", **_detail_context(appointment, now))
@@ -116,25 +117,17 @@ def move(appointment_id: int) -> Response:
     appointment = _appointment(appointment_id, "change" if request.method == "POST" else "read")
     now = clock.utcnow()
 
-    def page(status: int = 200, error: str | None = None) -> Response:
-        return htmx.render(
-            "appointments/move.html",
-            status=status,
-            error=error,
-            slots=services.reschedule_options(appointment, now),
-            **_detail_context(appointment, now),
-        )
+    def context() -> dict:
+        return {"slots": services.reschedule_options(appointment, now), **_detail_context(appointment, now)}
 
     if request.method == "POST":
         try:
             moved = services.reschedule(current_user, appointment, request.form.get("slot", type=int), now)
         except Refused as refused:
-            db.session.rollback()
-            appointment = db.session.get(Appointment, appointment_id)
-            return page(409, refused.message)
+            return refused_page("appointments/move.html", refused, context)
         db.session.commit()
         return htmx.redirect_to(url_for("appointments.detail", appointment_id=moved.id, ok="flyttet"))
-    return page()
+    return htmx.render("appointments/move.html", **context())
 
 
 @bp.route("/<int:appointment_id>/tidligere", methods=["GET", "POST"])
@@ -155,12 +148,9 @@ def earlier(appointment_id: int) -> Response:
             try:
                 services.want_earlier(appointment, form.wish(), now)
             except Refused as refused:
-                db.session.rollback()
-                appointment = db.session.get(Appointment, appointment_id)
-                return htmx.render(
-                    "appointments/earlier.html", status=409, error=refused.message, form=form,
-                    **_detail_context(appointment, now),
-                )  # fmt: skip
+                return refused_page(
+                    "appointments/earlier.html", refused, lambda: {"form": form, **_detail_context(appointment, now)}
+                )
             db.session.commit()
             return htmx.redirect_to(url_for("appointments.detail", appointment_id=appointment.id, ok="venter"))
         return htmx.render("appointments/earlier.html", status=400, form=form, **_detail_context(appointment, now))
@@ -177,8 +167,11 @@ def _offer(offer_id: int, action: str) -> Offer:
 @bp.route("/tilbud/<int:offer_id>")
 def offer(offer_id: int) -> Response:
     offer = _offer(offer_id, "read")
-    now = clock.utcnow()
-    return htmx.render("appointments/offer.html", offer=offer, now=now, active_tab="appointments")
+    return htmx.render("appointments/offer.html", **_offer_context(offer, clock.utcnow()))
+
+
+def _offer_context(offer: Offer, now: datetime) -> dict:
+    return {"offer": offer, "now": now, "active_tab": "appointments"}
 
 
 @bp.route("/tilbud/<int:offer_id>/ja", methods=["POST"])
@@ -188,12 +181,7 @@ def accept(offer_id: int) -> Response:
     try:
         new = offers.accept(current_user, offer, now)
     except Refused as refused:
-        db.session.rollback()
-        offer = db.session.get(Offer, offer_id)
-        return htmx.render(
-            "appointments/offer.html", status=409, error=refused.message, offer=offer, now=now,
-            active_tab="appointments",
-        )  # fmt: skip
+        return refused_page("appointments/offer.html", refused, lambda: _offer_context(offer, now))
     db.session.commit()
     return htmx.redirect_to(url_for("appointments.detail", appointment_id=new.id, ok="tilbud"))
 
@@ -205,12 +193,7 @@ def decline(offer_id: int) -> Response:
     try:
         offers.decline(offer, now)
     except Refused as refused:
-        db.session.rollback()
-        offer = db.session.get(Offer, offer_id)
-        return htmx.render(
-            "appointments/offer.html", status=409, error=refused.message, offer=offer, now=now,
-            active_tab="appointments",
-        )  # fmt: skip
+        return refused_page("appointments/offer.html", refused, lambda: _offer_context(offer, now))
     db.session.commit()
     return htmx.redirect_to(url_for("appointments.index", ok="nei"))
 
@@ -276,12 +259,11 @@ def confirm(slot_id: int) -> Response:
         try:
             appointment = services.book(current_user, patient, request.form.get("slot", type=int), now)
         except Refused as refused:
-            db.session.rollback()
-            slot = db.session.get(Slot, slot_id)
-            return htmx.render(
-                "appointments/confirm.html", status=409, error=refused.message, slot=slot, patient=patient,
-                active_tab="appointments",
-            )  # fmt: skip
+            return refused_page(
+                "appointments/confirm.html",
+                refused,
+                lambda: {"slot": slot, "patient": patient, "active_tab": "appointments"},
+            )
         db.session.commit()
         return htmx.redirect_to(url_for("appointments.detail", appointment_id=appointment.id, ok="bestilt"))
     if slot is None:

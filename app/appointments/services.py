@@ -375,11 +375,17 @@ def reschedule(viewer: User, appointment: Appointment, slot_id: int | None, now:
         raise Refused(_("Du har allerede en time på det tidspunktet. Velg en annen tid."))
     if not _take(slot, now):
         raise Refused(_("Noen andre har nettopp fått den timen. Velg en annen ledig tid."))
-    moved = _appointment_on(slot, appointment.person, Channel.PATIENT, viewer)
-    moved.preparation = appointment.preparation
-    _release(appointment, now, via=Channel.PATIENT, viewer=viewer, reason=None)
-    appointment.replaced_by_id = moved.id
-    return moved
+    return move_to(appointment, slot, now, via=Channel.PATIENT, viewer=viewer)
+
+
+def move_to(old: Appointment, slot: Slot, now: datetime, *, via: Channel, viewer: User | None) -> Appointment:
+    """The time moves to ``slot`` (already taken for it): a new appointment there with the old
+    one's instructions, and the old one released (its slot offered on) and pointing to the new."""
+    new = _appointment_on(slot, old.person, via, viewer)
+    new.preparation = old.preparation
+    _release(old, now, via=via, viewer=viewer, reason=None)
+    old.replaced_by_id = new.id
+    return new
 
 
 def reschedule_options(appointment: Appointment, now: datetime, limit: int = 20) -> list[Slot]:

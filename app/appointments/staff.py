@@ -31,6 +31,7 @@ from app.appointments.models import (
     VisitType,
     WaitlistEntry,
 )
+from app.appointments.routes import refused_page
 from app.appointments.services import Refused, cancel_by_staff
 from app.auth.models import Role
 from app.db import db
@@ -184,12 +185,11 @@ def cancel(appointment_id: int) -> Response:
         try:
             cancel_by_staff(current_user, appointment, form.reason.data, clock.utcnow())
         except Refused as refused:
-            db.session.rollback()
-            appointment = db.session.get(Appointment, appointment_id)
-            return htmx.render(
-                "appointments/staff/cancel.html", status=409, error=refused.message, form=form,
-                appointment=appointment, active_tab="appointments",
-            )  # fmt: skip
+            return refused_page(
+                "appointments/staff/cancel.html",
+                refused,
+                lambda: {"form": form, "appointment": appointment, "active_tab": "appointments"},
+            )
         db.session.commit()
         return _back_to_day(appointment, "avbestilt")
     status = 400 if request.method == "POST" else 200
