@@ -255,28 +255,14 @@ def slot(c: Clinic, *, days: int = 7, hour: int = 10, minute: int = 0, minutes: 
 
 
 def booked(person: Person, s, *, created_days_ago: int = 30):  # type: ignore[no-untyped-def]
-    """An appointment holding slot ``s`` (as staff booked it a while ago)."""
-    from app.appointments.models import Appointment, AppointmentStatus, Channel, SlotState
+    """An appointment holding slot ``s`` (as staff booked it a while ago), made the way Varde makes
+    one on a slot."""
+    from app.appointments.models import Channel, SlotState
+    from app.appointments.services import _appointment_on
 
-    unit = db.session.get(CareUnit, s.schedule.care_unit_id)
-    a = Appointment(
-        person_id=person.id,
-        organisation_id=unit.organisation_id,
-        care_unit_id=unit.id,
-        slot_id=s.id,
-        visit_type_id=s.visit_type_id,
-        title=s.visit_type.name,
-        start=s.start,
-        minutes=s.minutes,
-        mode=s.mode,
-        location_id=s.location_id,
-        practitioner=s.schedule.practitioner,
-        status=AppointmentStatus.BOOKED,
-        booked_via=Channel.STAFF,
-        created_at=clock.utcnow() - timedelta(days=created_days_ago),
-    )
     s.state = SlotState.BOOKED
-    db.session.add(a)
+    a = _appointment_on(s, person, Channel.STAFF, None)
+    a.created_at = clock.utcnow() - timedelta(days=created_days_ago)
     db.session.commit()
     return a
 

@@ -17,11 +17,11 @@ from types import SimpleNamespace
 
 import pytest
 from babel.dates import format_datetime
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import clock
 from app.appointments import services
-from app.appointments.models import Appointment, AppointmentStatus, Channel, Offer, OfferState
+from app.appointments.models import Appointment, AppointmentStatus, Channel, Offer, OfferState, Schedule, Slot
 from app.auth.models import Role
 from app.db import db
 from app.notify.models import Event
@@ -667,12 +667,22 @@ def test_the_staff_forms_with_errors_pass_axe(page, live_server, clerk, hearing,
         page.get_by_role("group", name="Åpne dager").get_by_label(day).uncheck()
     page.get_by_role("button", name="Opprett kalenderen").click()
     page.get_by_role("alert").filter(has_text="Det er et problem").wait_for()
+    summary = page.locator(".error-summary").inner_text()
+    assert "Gi kalenderen et navn." in summary and "Velg minst én dag." in summary
+    assert db.session.scalar(select(func.count()).select_from(Schedule)) == 1  # only the clinic's own
     summary_lands(page)
     passes(page, axe, "staff-schedules-errors")
+    slots_before = db.session.scalar(
+        select(func.count()).select_from(Slot).where(Slot.schedule_id == hearing.schedule.id)
+    )
     page.goto(f"{live_server}/ansatt/timer/kalendere/{hearing.schedule.id}")
     page.get_by_role("group", name="Dager").get_by_label("mandag").uncheck()
     page.get_by_role("button", name="Lag tidene").click()
     page.get_by_role("alert").filter(has_text="Det er et problem").wait_for()
+    assert "Skriv inn en dato." in page.locator(".error-summary").inner_text()
+    assert db.session.scalar(select(func.count()).select_from(Slot).where(Slot.schedule_id == hearing.schedule.id)) == (
+        slots_before
+    )
     summary_lands(page)
     passes(page, axe, "staff-slots-errors")
 
