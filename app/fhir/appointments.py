@@ -431,6 +431,22 @@ def _schedule(
     )
 
 
+def _stored(model: type[Appointment] | type[Schedule], source_system: str, ids: set[str]) -> dict:
+    """The rows this source sent before under these ids, locked until the bundle commits, by id
+    (Schedule has no unique key: the first one)."""
+    found: dict = {}
+    wanted = sorted(ids)
+    for at in range(0, len(wanted), CHUNK):
+        for row in db.session.scalars(
+            select(model)
+            .where(model.source_system == source_system, model.source_id.in_(wanted[at : at + CHUNK]))
+            .order_by(model.id)
+            .with_for_update()
+        ):
+            found.setdefault(row.source_id, row)
+    return found
+
+
 def prepare(
     resources: list[dict[str, Any]],
     res: mapping.Resolver,
@@ -465,19 +481,7 @@ def prepare(
         return plan
 
     if plan.appointments:
-        stored: dict[str | None, Appointment] = {}
-        wanted = sorted({p.source_id for p in plan.appointments})
-        for at in range(0, len(wanted), CHUNK):
-            for a in db.session.scalars(
-                select(Appointment)
-                .where(
-                    Appointment.source_system == client.source_system,
-                    Appointment.source_id.in_(wanted[at : at + CHUNK]),
-                )
-                .order_by(Appointment.id)
-                .with_for_update()
-            ):
-                stored[a.source_id] = a
+        stored = _stored(Appointment, client.source_system, {p.source_id for p in plan.appointments})
         for p in plan.appointments:
             p.existing = stored.get(p.source_id)
             if p.existing is not None and p.existing.person_id != p.person_id:
@@ -490,19 +494,7 @@ def prepare(
                 result.not_kept["Appointment"] += 1
         plan.appointments = [p for p in plan.appointments if p.existing is not None or p.start_given]
     if plan.schedules:
-        stored_schedules: dict[str, Schedule] = {}
-        wanted = sorted({p.source_id for p in plan.schedules})
-        for at in range(0, len(wanted), CHUNK):
-            for s in db.session.scalars(
-                select(Schedule)
-                .where(
-                    Schedule.source_system == client.source_system,
-                    Schedule.source_id.in_(wanted[at : at + CHUNK]),
-                )
-                .order_by(Schedule.id)
-                .with_for_update()
-            ):
-                stored_schedules.setdefault(s.source_id or "", s)  # no unique key: the first one
+        stored_schedules = _stored(Schedule, client.source_system, {p.source_id for p in plan.schedules})
         for ps in plan.schedules:
             ps.existing = stored_schedules.get(ps.source_id)
     return plan
