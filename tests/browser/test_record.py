@@ -250,7 +250,9 @@ def test_show_older_results_appends_the_next_page(page, live_server, kari, recor
     with page.expect_response(re.compile(r"/journal/prover\?etter=")) as answer:
         page.get_by_role("link", name="Vis eldre prøvesvar").click()
     assert answer.value.request.headers.get("hx-request") == "true"
-    page.wait_for_function(f"document.querySelectorAll('{rows}').length > {PAGE_SIZE}")
+    # A locator wait, not wait_for_function: a string predicate that is not true at once is
+    # polled through eval, which the page's CSP rightly refuses.
+    page.locator(rows).nth(PAGE_SIZE).wait_for(state="attached")
     assert page.url == f"{live_server}/journal/prover"  # appended in place, no navigation
     after = shown()
     assert after[:PAGE_SIZE] == before
