@@ -43,11 +43,12 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     login_manager.session_protection = None  # sessions are server-side and rotated at login
     login_manager.login_view = "auth.login"
 
-    from app.web import errors, gate, security, templating
+    from app.web import errors, gate, security, templating, uploads
 
     # The login gate before CSRF: a form sent after the session ran out goes to login (and back),
     # rather than to "the form has expired".
     gate.init_app(app)
+    uploads.init_app(app)  # before CSRF, which reads the form
     csrf.init_app(app)
 
     if app.config["TRUST_PROXIES"]:
@@ -88,6 +89,8 @@ def _fill_generated_settings(app: Flask) -> None:
     if uri.startswith("postgres://") or uri.startswith("postgresql://"):
         # psycopg 3 is the driver; accept the plain URLs that hosting platforms hand out.
         app.config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
+    if not app.config.get("MESSAGE_ATTACHMENT_DIR"):
+        app.config["MESSAGE_ATTACHMENT_DIR"] = str(instance / "attachments")
     from app.notify import vapid
 
     vapid.configure(app.config, instance)
@@ -98,6 +101,7 @@ def _register_models() -> None:
     import app.access.models
     import app.appointments.models
     import app.auth.models
+    import app.messages.models
     import app.notify.models
     import app.people.models
     import app.record.models  # noqa: F401
@@ -108,6 +112,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.appointments.staff import bp as appointments_staff_bp
     from app.auth.routes import bp as auth_bp
     from app.fhir.routes import bp as fhir_bp
+    from app.messages.routes import bp as messages_bp
+    from app.messages.staff import bp as messages_staff_bp
     from app.notify.routes import bp as notify_bp
     from app.portal.routes import bp as portal_bp
     from app.pwa.routes import bp as pwa_bp
@@ -120,6 +126,8 @@ def _register_blueprints(app: Flask) -> None:
         appointments_staff_bp,
         auth_bp,
         fhir_bp,
+        messages_bp,
+        messages_staff_bp,
         notify_bp,
         portal_bp,
         pwa_bp,

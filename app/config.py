@@ -119,6 +119,17 @@ class Config:
     # Self-booking shows free times this many days ahead.
     APPOINTMENT_BOOKING_DAYS = _int("VARDE_APPOINTMENT_BOOKING_DAYS", 90)
 
+    # Secure messages (app/messages/).
+    MESSAGE_MAX_CHARS = _int("VARDE_MESSAGE_MAX_CHARS", 2000)  # one message's text
+    MESSAGE_MAX_ATTACHMENTS = _int("VARDE_MESSAGE_MAX_ATTACHMENTS", 5)  # files per message
+    MESSAGE_ATTACHMENT_MAX_BYTES = _int("VARDE_MESSAGE_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)  # per file
+    # Where attachments are kept (outside the web root). Several servers must share it.
+    MESSAGE_ATTACHMENT_DIR = os.environ.get("VARDE_MESSAGE_ATTACHMENT_DIR") or None  # default: instance/attachments
+    # A visit or a time at a unit within this many months lets the patient write to it.
+    MESSAGE_RELATION_MONTHS = _int("VARDE_MESSAGE_RELATION_MONTHS", 12)
+    # How often an open conversation page asks whether anything is new, in seconds.
+    MESSAGE_POLL_SECONDS = _int("VARDE_MESSAGE_POLL_SECONDS", 15)
+
     # Number of reverse proxies in front of Varde whose X-Forwarded-* headers are trusted.
     TRUST_PROXIES = _int("VARDE_TRUST_PROXIES", 0)
 

@@ -289,3 +289,63 @@ def waiting(a, *, priority: int = 0, since_days: int = 10, weekdays: int = 0b111
     db.session.add(e)
     db.session.commit()
     return e
+
+
+# --- messages ------------------------------------------------------------------------------------
+
+
+def message_unit(
+    name: str = "Lade legesenter",
+    *,
+    kind: OrganisationKind = OrganisationKind.GP_OFFICE,
+    accepts: bool = True,
+    answer_days: int = 3,
+) -> CareUnit:
+    """A care unit that takes messages (or says it does not), in an organisation of its own."""
+    from app.messages.models import MessageInbox
+
+    org = Organisation(name=name, kind=kind)
+    unit = CareUnit(name=f"{name} team", organisation=org)
+    db.session.add_all([org, unit])
+    db.session.flush()
+    db.session.add(MessageInbox(care_unit_id=unit.id, accepts_messages=accepts, answer_days=answer_days))
+    db.session.commit()
+    return unit
+
+
+def gp_of(person: Person, unit: CareUnit) -> None:
+    """``person`` is on the list of the GP office ``unit`` (a relation that lets them write)."""
+    from app.people.models import UnitRelation, UnitRelationKind
+
+    db.session.add(UnitRelation(person_id=person.id, care_unit_id=unit.id, kind=UnitRelationKind.GP))
+    db.session.commit()
+
+
+def member_of(user: User, unit: CareUnit) -> None:
+    from app.auth.models import StaffMembership
+
+    db.session.add(StaffMembership(user_id=user.id, care_unit_id=unit.id))
+    db.session.commit()
+
+
+def conversation(author: User, patient: Person, unit: CareUnit, body: str = "Hei, jeg lurer på noe.", **kw):  # type: ignore[no-untyped-def]
+    """A conversation started through the service, as the patient's page would."""
+    from app.access import policy
+    from app.messages import attachments, services
+
+    decision = policy._decide_messages(author, patient)
+    assert decision is not None
+    c = services.start(
+        author,
+        patient,
+        decision,
+        unit_id=unit.id,
+        topic=kw.get("topic", "treatment"),
+        subject=kw.get("subject", "Spørsmål om blodtrykket"),
+        body=body,
+        uploads=kw.get("uploads", []),
+        refers_to_id=kw.get("refers_to_id"),
+        stored=attachments.Stored(),
+    )
+    db.session.commit()
+    return c

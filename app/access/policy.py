@@ -33,6 +33,7 @@ from app.access.services import audit
 from app.appointments.models import Appointment, Offer
 from app.auth.models import Role, StaffMembership, User
 from app.db import db
+from app.messages.models import Attachment, Conversation
 from app.people.models import CareUnit, Person, Relation, RelationKind, age_on
 from app.record.models import RecordItem, ReleaseState
 
@@ -50,6 +51,7 @@ CATEGORIES = frozenset(
         "access_log",  # "who has seen my record"
         "record",  # the staff console's view of everything held
         "appointments",  # a patient's times (list, book, cancel, offers); see check_appointment
+        "messages",  # a patient's conversations with care teams; see check_messages
     }
 )
 
@@ -61,6 +63,7 @@ class Decision:
     items: ColumnElement[bool]  # the clause a list query must apply to record_item
     is_patient: bool
     care_organisation_id: int | None = None  # staff: an organisation of theirs holding the patient's items
+    care_unit_ids: tuple[int, ...] | None = None  # staff reading messages: their units' only; None: any
 
 
 def staff_organisation_ids(user: User) -> tuple[int, ...]:
@@ -392,20 +395,153 @@ def load_offer(viewer: User, patient: Person, offer_id: int, action: str) -> Off
     return offer
 
 
-def audit_unit_list(viewer: User, people: Iterable[int], organisation_id: int, action: str) -> None:
-    """A staff list of a unit's times (the day list, the waiting list, an offer log) shows who has
-    a time there: each person listed gets an audit row, seen in their "who has seen my record"."""
+def audit_unit_list(
+    viewer: User, people: Iterable[int], organisation_id: int, action: str, object_type: str = "appointments"
+) -> None:
+    """A staff list of a unit's times (the day list, the waiting list, an offer log) or messages
+    (the inbox) shows who has dealings there: each person listed gets an audit row, seen in their
+    "who has seen my record"."""
     for person_id in sorted(set(people)):
         audit(
             action,
             actor_user_id=viewer.id,
             subject_person_id=person_id,
-            object_type="appointments",
+            object_type=object_type,
             outcome="ok",
             basis="care_relation",
             organisation_id=organisation_id,
         )
     g.audit_pending = True
+
+
+# -- Messages -------------------------------------------------------------------------------
+# A patient, and a parent of a child under 12, read and write the patient's conversations (a
+# parent's messages are marked as written on the child's behalf). Staff — clinicians and clerks —
+# read and answer the conversations of the care units they work in, and no others. The relatives
+# issue adds the 12–16 rules and adult proxies here.
+
+
+def _decide_messages(viewer: User, patient: Person | None) -> Decision | None:
+    if viewer.role is Role.PATIENT:
+        if patient is None:
+            return None
+        if viewer.person_id == patient.id:
+            return Decision("own", None, patient_visible(), True)
+        if parent_may_see(viewer.person_id, patient):
+            return Decision("parent", None, patient_visible(), False)
+        return None
+    if viewer.role in (Role.CLINICIAN, Role.CLERK):
+        unit_ids = staff_unit_ids(viewer)
+        if not unit_ids:
+            return None
+        return Decision("care_relation", None, patient_visible(), False, care_unit_ids=unit_ids)
+    return None
+
+
+def _conversation_allowed(decision: Decision | None, patient_id: int, unit_id: int, person: Person | None) -> bool:
+    if decision is None:
+        return False
+    if decision.care_unit_ids is not None:
+        return unit_id in decision.care_unit_ids
+    return person is not None and patient_id == person.id
+
+
+def check_messages(
+    viewer: User, patient: Person, conversation: Conversation | None = None, *, action: str = "list"
+) -> Decision:
+    """Allow or 404 for the patient's conversations as a whole (``conversation`` None: the list,
+    writing a new one) or one of them; audited either way, like ``check``. Staff with no
+    conversation given are refused: they reach a patient's messages one conversation at a time."""
+    decision = _decide_messages(viewer, patient)
+    if decision is not None and conversation is None and viewer.role is not Role.PATIENT:
+        decision = None
+    if conversation is not None and not _conversation_allowed(
+        decision, conversation.person_id, conversation.care_unit_id, patient
+    ):
+        decision = None
+    audit(
+        f"{action}_conversation" if conversation is not None else f"{action}_conversations",
+        actor_user_id=viewer.id,
+        subject_person_id=patient.id,
+        object_type="conversation" if conversation is not None else "messages",
+        object_id=conversation.id if conversation is not None else None,
+        outcome="ok" if decision else "denied",
+        basis=decision.basis if decision else None,
+        organisation_id=conversation.organisation_id
+        if conversation is not None and decision and not decision.is_patient
+        else None,
+    )
+    if decision is None:
+        db.session.commit()
+        abort(404)
+    g.audit_pending = True
+    return decision
+
+
+def load_conversation(
+    viewer: User, patient: Person | None, conversation_id: int, action: str
+) -> tuple[Conversation, Decision]:
+    """The conversation with this id, if the viewer may reach it: in ``patient``'s record for the
+    patient's side; for staff (``patient`` None) in one of their units. Else 404, audited."""
+    conversation = db.session.get(Conversation, conversation_id)
+    subject = patient if patient is not None else (conversation.person if conversation is not None else None)
+    if conversation is None or subject is None or (patient is not None and conversation.person_id != patient.id):
+        if subject is None:
+            audit(
+                f"{action}_conversation",
+                actor_user_id=viewer.id,
+                object_type="conversation",
+                object_id=conversation_id,
+                outcome="denied",
+            )
+            db.session.commit()
+            abort(404)
+        not_found(viewer, subject, f"{action}_conversation", "conversation", conversation_id)
+    return conversation, check_messages(viewer, subject, conversation, action=action)
+
+
+def load_attachment(viewer: User, patient: Person | None, conversation_id: int, attachment_id: int) -> Attachment:
+    """A file sent in a conversation the viewer may read (the read is audited against the file)."""
+    conversation, _decision = load_conversation(viewer, patient, conversation_id, "download")
+    attachment = db.session.get(Attachment, attachment_id)
+    if attachment is None or attachment.message.conversation_id != conversation.id:
+        not_found(viewer, conversation.person, "download_attachment", "attachment", attachment_id)
+    audit(
+        "download_attachment",
+        actor_user_id=viewer.id,
+        subject_person_id=conversation.person_id,
+        object_type="attachment",
+        object_id=attachment.id,
+        outcome="ok",
+        basis=_decision.basis,
+        organisation_id=None if _decision.is_patient else conversation.organisation_id,
+    )
+    return attachment
+
+
+def conversation_revision(viewer: User, patient: Person | None, conversation_id: int) -> int:
+    """For a poll: the revision of a conversation the viewer may read, reading nothing else (so it
+    writes no audit row; the page it asks for, when something is new, is a read and is audited).
+    A conversation the viewer may not reach is a 404, and that attempt is audited."""
+    row = db.session.execute(
+        select(Conversation.person_id, Conversation.care_unit_id, Conversation.revision).where(
+            Conversation.id == conversation_id
+        )
+    ).first()
+    decision = _decide_messages(viewer, patient)
+    if row is None or not _conversation_allowed(decision, row[0], row[1], patient):
+        subject_id = patient.id if patient is not None else (row[0] if row is not None else None)
+        audit(
+            "poll_conversation",
+            actor_user_id=viewer.id,
+            subject_person_id=subject_id,
+            object_type="conversation",
+            object_id=conversation_id,
+            outcome="denied",
+        )
+        db.session.commit()
+        abort(404)
+    return row[2]
 
 
 def notification_recipients(person_ids: set[int]) -> dict[int, list[tuple[int, bool]]]:

@@ -33,14 +33,7 @@ from app.auth.models import User
 from app.db import db
 from app.notify import events
 from app.people.models import CareUnit, Person, age_on
-
-
-class Refused(Exception):
-    """An action that cannot be done, with the reason in words the user reads."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from app.refusal import Refused
 
 
 def local(moment: datetime) -> datetime:

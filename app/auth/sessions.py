@@ -47,6 +47,9 @@ class DbSession(CallbackDict, SessionMixin):
         self.modified = False
         self.rotate = False
         self.ended = False
+        # A request the page made by itself (a poll for new messages) is not the user being
+        # active: it must not keep an unattended session alive.
+        self.passive = False
         self.user_id: int | None = None
         self.user: User | None = None  # loaded with the session; Flask-Login's user_loader uses it
         self.last_seen_at: datetime | None = None
@@ -167,7 +170,9 @@ class DbSessionInterface(SessionInterface):
             if user_id != session.user_id:
                 values["user_id"] = user_id
                 values["authenticated_at"] = now if user_id else None
-        if session.modified or session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL:
+        if session.modified or (
+            not session.passive and (session.last_seen_at is None or now - session.last_seen_at > TOUCH_INTERVAL)
+        ):
             values["last_seen_at"] = now
         if values:
             _write(update(ServerSession).where(ServerSession.id == _hash(session.token)).values(**values))

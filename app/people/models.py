@@ -130,3 +130,27 @@ class Relation(db.Model):
 
     holder: Mapped[Person] = relationship(foreign_keys=[holder_id])
     subject: Mapped[Person] = relationship(foreign_keys=[subject_id])
+
+
+class UnitRelationKind(StrEnum):
+    GP = "gp"  # on the GP's list (fastlegeordningen)
+    REFERRAL = "referral"  # referred to the unit, waiting for or in treatment there
+    FOLLOW_UP = "follow_up"  # in a unit's follow-up (a programme, need-based follow-up)
+
+
+class UnitRelation(db.Model):
+    """A standing relation between a patient and a care unit that is not a visit or a time: their
+    GP office, a referral, a follow-up. Registered by staff, the demo or a source system; visits and
+    appointments count as relations by themselves (see messages.services.units_for)."""
+
+    __tablename__ = "unit_relation"
+    __table_args__ = (UniqueConstraint("person_id", "care_unit_id", "kind", name="uq_unit_relation"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    care_unit_id: Mapped[int] = mapped_column(ForeignKey("care_unit.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[UnitRelationKind] = mapped_column(str_enum(UnitRelationKind))
+    valid_until: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+
+    care_unit: Mapped[CareUnit] = relationship()

@@ -54,11 +54,6 @@ def switch_profile() -> Response:
     return htmx.redirect_to(url_for("portal.overview"))
 
 
-@bp.route("/meldinger")
-def messages() -> Response:
-    return htmx.render("portal/messages.html", active_tab="messages")
-
-
 @bp.route("/meny")
 def menu() -> Response:
     return htmx.render("portal/menu.html", active_tab="menu")

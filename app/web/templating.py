@@ -61,7 +61,7 @@ def form_errors(forms: list[FlaskForm | None]) -> list[tuple[str, str]]:
 
 TABS = (
     ("overview", "portal.overview", _l("Oversikt")),
-    ("messages", "portal.messages", _l("Meldinger")),
+    ("messages", "messages.index", _l("Meldinger")),
     # (A tab of its own: the English label carries a soft hyphen, so it breaks as "Appoint-ments".)
     ("appointments", "appointments.index", lazy_pgettext("tab", "Timer")),
     ("record", "record.index", _l("Journal")),
@@ -71,6 +71,7 @@ TABS = (
 STAFF_TABS = (
     ("overview", "portal.overview", _l("Oversikt")),
     ("record", "staff.find", _l("Pasienter")),
+    ("messages", "messages_staff.inbox", _l("Meldinger")),
     ("appointments", "appointments_staff.day", lazy_pgettext("tab", "Timer")),
     ("menu", "portal.menu", _l("Meny")),
 )

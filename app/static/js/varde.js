@@ -42,9 +42,11 @@
         window.location.assign(box.getAttribute("data-expired-url"));
       }, idle);
     }
-    // Any answered htmx request counts as activity on the server too.
+    // Any answered htmx request counts as activity on the server too, except the page's own polls
+    // (which the server does not count either).
     document.addEventListener("htmx:afterRequest", function (event) {
-      if (event.detail.successful) start();
+      var elt = event.detail.elt;
+      if (event.detail.successful && !(elt && elt.hasAttribute && elt.hasAttribute("data-poll"))) start();
     });
     start();
   }
@@ -103,6 +105,33 @@
   }
   document.addEventListener("DOMContentLoaded", countdowns);
   document.addEventListener("htmx:afterSettle", countdowns);
+
+  // A text box with a length limit says how many characters are used, politely, as one types.
+  // Without JavaScript the hint says the limit and the server says when it is passed.
+  function counters() {
+    Array.prototype.forEach.call(document.querySelectorAll("textarea[data-count-max]"), function (box) {
+      if (box.hasAttribute("data-count-ready")) return;
+      box.setAttribute("data-count-ready", "");
+      var out = document.getElementById(box.getAttribute("data-count-target"));
+      if (!out) return;
+      var max = parseInt(box.getAttribute("data-count-max"), 10);
+      var timer = null;
+      function update() {
+        var used = box.value.length;
+        var text = (used > max ? box.getAttribute("data-count-over") : box.getAttribute("data-count-text"))
+          .replace("{n}", String(used)).replace("{max}", String(max)).replace("{over}", String(used - max));
+        out.textContent = text;
+        out.classList.toggle("error-message", used > max);
+      }
+      box.addEventListener("input", function () {
+        clearTimeout(timer);
+        timer = setTimeout(update, 400);
+      });
+      update();
+    });
+  }
+  document.addEventListener("DOMContentLoaded", counters);
+  document.addEventListener("htmx:afterSettle", counters);
 
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {

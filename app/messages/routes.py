@@ -1,0 +1,336 @@
+"""The patient's messages: the list, writing to a care team, a conversation, its files, drafts.
+
+Every route asks the access policy first (``check_messages`` / ``load_conversation``: the patient,
+or a parent acting for a child under 12), on the record chosen in the profile switcher. Message
+text is only ever put on a page through autoescaping, as text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, current_app, request, send_file, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
+
+from app import clock
+from app.access import policy
+from app.db import db
+from app.messages import attachments, present, services
+from app.messages.forms import NewConversationForm, ReplyForm
+from app.messages.models import TOPIC_LABELS, Attachment, Conversation
+from app.people.models import Person
+from app.refusal import Refused
+from app.web import htmx
+from app.web.uploads import takes_files
+
+bp = Blueprint("messages", __name__, url_prefix="/meldinger")
+PAGE = 20
+
+
+@bp.context_processor
+def helpers() -> dict:
+    return {
+        "relative_words": lambda key: str(services.RELATIVE_WORDS.get(key or "", key or "")),
+        "topic_label": lambda topic: str(TOPIC_LABELS[topic]),
+        "answer_due": services.answer_due,
+        "max_chars": current_app.config["MESSAGE_MAX_CHARS"],
+        "max_files": current_app.config["MESSAGE_MAX_ATTACHMENTS"],
+        "max_mb": current_app.config["MESSAGE_ATTACHMENT_MAX_BYTES"] // (1024 * 1024),
+        "accept": attachments.ACCEPT,
+        "poll_seconds": current_app.config["MESSAGE_POLL_SECONDS"],
+        "state_words": present.state_words,
+        "status_words": present.status_words,
+        "short_time": present.short_time,
+        "short_clock": present.short_clock,
+        "conversation_endpoint": "messages.conversation",
+        "poll_endpoint": "messages.poll",
+        "download_endpoint": "messages.download",
+    }
+
+
+def _patient() -> Person:
+    return policy.current_patient(current_user)
+
+
+def _cursor() -> tuple[datetime, int] | None:
+    """The keyset cursor of "Vis eldre samtaler": ``<iso time>_<id>``."""
+    raw = request.args.get("for", "")
+    when, _sep, ident = raw.partition("_")
+    try:
+        return datetime.fromisoformat(when), int(ident)
+    except ValueError:
+        return None
+
+
+def cursor_of(conversation: Conversation) -> str:
+    return f"{conversation.last_message_at.isoformat()}_{conversation.id}"
+
+
+@bp.route("")
+def index() -> Response:
+    patient = _patient()
+    decision = policy.check_messages(current_user, patient, action="list")
+    found = services.conversations(patient, decision, before=_cursor(), limit=PAGE)
+    more = len(found) > PAGE
+    found = found[:PAGE]
+    context = {
+        "active_tab": "messages",
+        "patient": patient,
+        "conversations": found,
+        "more_url": url_for("messages.index", **{"for": cursor_of(found[-1])}) if more else None,
+        "new_draft": services.draft(current_user, patient, 0),
+        "notice": request.args.get("ok"),
+    }
+    return htmx.render("messages/index.html", "messages/_conversation_items.html", **context)
+
+
+@bp.route("/ny")
+def choose_unit() -> Response:
+    patient = _patient()
+    policy.check_messages(current_user, patient, action="write")
+    return htmx.render(
+        "messages/choose_unit.html",
+        active_tab="messages",
+        patient=patient,
+        choices=services.units_for(patient),
+        draft=services.draft(current_user, patient, 0),
+    )
+
+
+def _new_form_context(
+    patient: Person,
+    decision: policy.Decision,
+    choice: services.UnitChoice,
+    form: NewConversationForm,
+    error: str | None = None,
+) -> dict:
+    return {
+        "active_tab": "messages",
+        "patient": patient,
+        "choice": choice,
+        "form": form,
+        "error": error,
+        "errors": form_errors(form),
+    }
+
+
+def form_errors(form: object) -> list[tuple[str, str]]:
+    from app.web.templating import form_errors as collect
+
+    return collect([form])  # type: ignore[list-item]
+
+
+@bp.route("/ny/<int:unit_id>", methods=["GET", "POST"])
+@takes_files
+def new(unit_id: int) -> Response:
+    """Write to one care unit: topic, heading, text, files, and an earlier conversation it is about."""
+    patient = _patient()
+    decision = policy.check_messages(current_user, patient, action="write")
+    choice = services.unit_choice(patient, unit_id)
+    if choice is None:
+        abort(404)
+    form = NewConversationForm()
+    earlier = services.earlier_conversations(patient, decision)
+    form.refers_to.choices = [SelectChoice("", _("Nei, dette er en ny sak"))] + [
+        SelectChoice(str(c.id), f"{c.subject} ({c.care_unit.name})") for c in earlier
+    ]
+    if request.method == "GET":
+        saved = services.draft(current_user, patient, 0)
+        if saved is not None and saved.care_unit_id in (None, unit_id):
+            form.topic.data = form.topic.data or saved.topic
+            form.subject.data = saved.subject
+            form.body.data = saved.body
+            form.refers_to.data = str(saved.refers_to_id or "")
+        if request.args.get("om", type=int):
+            form.refers_to.data = str(request.args.get("om", type=int))
+        return htmx.render("messages/new.html", **_new_form_context(patient, decision, choice, form))
+    if "utkast" in request.form:  # "Lagre utkast" without JavaScript
+        _save_new_draft(patient, unit_id)
+        db.session.commit()
+        return htmx.redirect_to(url_for("messages.index", ok="utkast"))
+    if not choice.accepts:
+        abort(404)
+    if not form.validate_on_submit():
+        return htmx.render("messages/new.html", status=400, **_new_form_context(patient, decision, choice, form))
+    stored = attachments.Stored()
+    try:
+        conversation = services.start(
+            current_user,
+            patient,
+            decision,
+            unit_id=unit_id,
+            topic=form.topic.data,
+            subject=form.subject.data,
+            body=form.body.data,
+            uploads=form.uploads(),
+            refers_to_id=int(form.refers_to.data) if (form.refers_to.data or "").isdigit() else None,
+            stored=stored,
+        )
+        db.session.commit()
+    except Refused as refused:
+        stored.discard()
+        db.session.rollback()
+        return htmx.render(
+            "messages/new.html", status=409, **_new_form_context(patient, decision, choice, form, refused.message)
+        )
+    except BaseException:
+        stored.discard()
+        raise
+    return htmx.redirect_to(url_for("messages.conversation", conversation_id=conversation.id, ok="sendt"))
+
+
+def _save_new_draft(patient: Person, unit_id: int) -> None:
+    refers = request.form.get("refers_to", "")
+    services.save_draft(
+        current_user,
+        patient,
+        0,
+        care_unit_id=unit_id,
+        topic=request.form.get("topic"),
+        subject=request.form.get("subject"),
+        body=request.form.get("body"),
+        refers_to_id=int(refers) if refers.isdigit() else None,
+    )
+
+
+@bp.route("/utkast/<int:scope>", methods=["POST"])
+def save_draft(scope: int) -> Response:
+    """Autosave while writing (htmx, a second after typing stops, and when the field is left)."""
+    patient = _patient()
+    if scope:
+        policy.load_conversation(current_user, patient, scope, "draft")
+        services.save_draft(current_user, patient, scope, body=request.form.get("body"))
+    else:
+        policy.check_messages(current_user, patient, action="draft")
+        _save_new_draft(patient, request.form.get("unit", type=int) or 0)
+    db.session.commit()
+    return htmx.render("messages/_draft_saved.html", "messages/_draft_saved.html", saved_at=clock.utcnow())
+
+
+def _conversation_context(
+    conversation: Conversation, decision: policy.Decision, form: ReplyForm | None = None, error: str | None = None
+) -> dict:
+    patient = conversation.person
+    return {
+        "active_tab": "messages",
+        "patient": patient,
+        "conversation": conversation,
+        "messages": services.with_messages(conversation),
+        "inbox": db.session.get(services.MessageInbox, conversation.care_unit_id),
+        "form": form,
+        "error": error,
+        "errors": form_errors(form) if form is not None else [],
+        "notice": request.args.get("ok"),
+        "staff_view": False,
+    }
+
+
+def _reply_form(conversation: Conversation, patient: Person) -> ReplyForm | None:
+    if conversation.is_closed:
+        return None
+    form = ReplyForm(formdata=None)
+    saved = services.draft(current_user, patient, conversation.id)
+    if saved is not None:
+        form.body.data = saved.body
+    return form
+
+
+@bp.route("/<int:conversation_id>", methods=["GET", "POST"])
+@takes_files
+def conversation(conversation_id: int) -> Response:
+    patient = _patient()
+    action = "read" if request.method == "GET" else "reply"
+    conversation, decision = policy.load_conversation(current_user, patient, conversation_id, action)
+    if request.method == "GET":
+        services.seen_by_patient(conversation)
+        db.session.commit()
+        return htmx.render(
+            "messages/conversation.html",
+            **_conversation_context(conversation, decision, _reply_form(conversation, patient)),
+        )
+    form = ReplyForm()
+    if "utkast" in request.form:
+        services.save_draft(current_user, patient, conversation.id, body=form.body.data)
+        db.session.commit()
+        return htmx.redirect_to(url_for("messages.conversation", conversation_id=conversation.id, ok="utkast"))
+    if not form.validate_on_submit():
+        return htmx.render(
+            "messages/conversation.html", status=400, **_conversation_context(conversation, decision, form)
+        )
+    stored = attachments.Stored()
+    try:
+        services.reply_as_patient(current_user, patient, decision, conversation, form.body.data, form.uploads(), stored)
+        db.session.commit()
+    except Refused as refused:
+        stored.discard()
+        db.session.rollback()
+        return htmx.render(
+            "messages/conversation.html",
+            status=409,
+            **_conversation_context(
+                conversation, decision, form if not conversation.is_closed else None, refused.message
+            ),
+        )
+    except BaseException:
+        stored.discard()
+        raise
+    return htmx.redirect_to(url_for("messages.conversation", conversation_id=conversation.id, ok="sendt") + "#siste")
+
+
+@bp.route("/<int:conversation_id>/nye")
+def poll(conversation_id: int) -> Response:
+    """Is anything new? 204 with nothing read when the revision is the page's; else the thread again
+    (a read: audited, and marked seen). Not counted as the user being active."""
+    session.passive = True  # type: ignore[attr-defined]
+    patient = _patient()
+    revision = policy.conversation_revision(current_user, patient, conversation_id)
+    if revision == request.args.get("rev", type=int):
+        return Response(status=204)
+    conversation, decision = policy.load_conversation(current_user, patient, conversation_id, "read")
+    services.seen_by_patient(conversation)
+    db.session.commit()
+    return htmx.render(
+        "messages/_thread.html", "messages/_thread.html", polled=True, **_conversation_context(conversation, decision)
+    )
+
+
+def send_attachment(attachment: Attachment, preview: bool) -> Response:
+    """The file as a download (or an image's re-encoded preview, for an <img>), never as a page:
+    a sandboxing CSP, nosniff, and a type that came from the content."""
+    if preview and attachment.preview_name is None:
+        abort(404)
+    name = attachment.preview_name if preview else attachment.stored_name
+    try:
+        path = attachments.path_of(name)  # type: ignore[arg-type]
+    except ValueError:
+        abort(404)
+    if not path.is_file():
+        abort(404)
+    mimetype = attachment.content_type
+    if preview:
+        with open(path, "rb") as probe:
+            mimetype = "image/png" if probe.read(4) == b"\x89PNG" else "image/jpeg"
+    response = send_file(
+        path,
+        mimetype=mimetype,
+        as_attachment=not preview,
+        download_name=attachment.filename,
+        conditional=False,
+        etag=False,
+        max_age=0,
+    )
+    if preview:
+        response.headers["Content-Disposition"] = "inline"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    return response
+
+
+@bp.route("/<int:conversation_id>/vedlegg/<int:attachment_id>")
+def download(conversation_id: int, attachment_id: int) -> Response:
+    attachment = policy.load_attachment(current_user, _patient(), conversation_id, attachment_id)
+    db.session.commit()
+    return send_attachment(attachment, preview=request.args.get("vis") == "bilde")

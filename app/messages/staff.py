@@ -1,0 +1,234 @@
+"""The staff inbox: a care unit's conversations (new / mine / waiting for the patient / closed),
+one conversation with its answer form, assigning, templates and closing.
+
+Clinicians and clerks see the conversations of the units they work in and no others
+(``policy.load_conversation`` with no patient: the unit decides). Each inbox page writes an audit
+row per patient listed; opening a conversation or a file is a read like any other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, Response, abort, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+from wtforms.fields.choices import SelectChoice
+
+from app.access import policy
+from app.auth.models import Role, User
+from app.db import db
+from app.messages import attachments, services
+from app.messages.forms import AssignForm, StaffReplyForm
+from app.messages.models import Conversation, MessageInbox, MessageTemplate
+from app.messages.routes import form_errors, send_attachment
+from app.people.models import CareUnit
+from app.refusal import Refused
+from app.web import htmx
+from app.web.uploads import takes_files
+
+bp = Blueprint("messages_staff", __name__, url_prefix="/ansatt/meldinger")
+PAGE = 50
+
+
+@bp.before_request
+def staff_only() -> None:
+    if not current_user.is_authenticated or current_user.role not in (Role.CLINICIAN, Role.CLERK):
+        abort(404)
+
+
+@bp.context_processor
+def helpers() -> dict:
+    from app import clock
+    from app.messages.routes import helpers as patient_helpers
+
+    return {
+        **patient_helpers(),
+        "conversation_endpoint": "messages_staff.conversation",
+        "poll_endpoint": "messages_staff.poll",
+        "download_endpoint": "messages_staff.download",
+        "now": clock.utcnow,
+    }
+
+
+def _units() -> list[CareUnit]:
+    ids = policy.staff_unit_ids(current_user)
+    if not ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(CareUnit)
+            .options(joinedload(CareUnit.organisation))
+            .where(CareUnit.id.in_(ids))
+            .order_by(CareUnit.name)
+        )
+    )
+
+
+def _unit(units: list[CareUnit]) -> CareUnit:
+    chosen = request.values.get("enhet", type=int)
+    for unit in units:
+        if chosen is None or unit.id == chosen:
+            return unit
+    abort(404)
+
+
+def _after() -> tuple[datetime, int] | None:
+    when, _sep, ident = request.args.get("etter", "").partition("_")
+    try:
+        return datetime.fromisoformat(when), int(ident)
+    except ValueError:
+        return None
+
+
+@bp.route("")
+def inbox() -> Response:
+    units = _units()
+    if not units:
+        return htmx.render("messages/staff/no_units.html", active_tab="messages")
+    unit = _unit(units)
+    view = request.args.get("visning", "ny")
+    if view not in services.VIEWS:
+        view = "ny"
+    found = services.inbox(unit.id, view, current_user, after=_after(), limit=PAGE)
+    more = len(found) > PAGE
+    found = found[:PAGE]
+    policy.audit_unit_list(
+        current_user, (c.person_id for c in found), unit.organisation_id, "list_inbox", object_type="conversations"
+    )
+    db.session.commit()
+    next_url = None
+    if more:
+        last = found[-1]
+        next_url = url_for(
+            "messages_staff.inbox", enhet=unit.id, visning=view, etter=f"{last.last_message_at.isoformat()}_{last.id}"
+        )
+    return htmx.render(
+        "messages/staff/inbox.html",
+        "messages/staff/_rows.html",
+        active_tab="messages",
+        units=units,
+        unit=unit,
+        view=view,
+        conversations=found,
+        counts=services.inbox_counts(unit.id, current_user),
+        inbox_settings=db.session.get(MessageInbox, unit.id),
+        next_url=next_url,
+    )
+
+
+def _context(conversation: Conversation, form: StaffReplyForm | None = None, error: str | None = None) -> dict:
+    form = form or StaffReplyForm(formdata=None)
+    template_id = request.args.get("mal", type=int)
+    if template_id and not form.body.data:
+        template = db.session.get(MessageTemplate, template_id)
+        if template is not None and template.care_unit_id == conversation.care_unit_id:
+            form.body.data = template.body
+    elif not form.body.data:
+        saved = services.draft(current_user, conversation.person, conversation.id)
+        if saved is not None:
+            form.body.data = saved.body
+    assign = AssignForm(formdata=None)
+    assign.to.choices = [SelectChoice("", _("Ingen (tilbake til Nye)"))] + [
+        SelectChoice(str(u.id), u.display_name + (" " + _("(meg)") if u.id == current_user.id else ""))
+        for u in services.colleagues(conversation.care_unit_id)
+    ]
+    assign.to.data = str(conversation.assigned_to_id or "")
+    inbox_settings = db.session.get(MessageInbox, conversation.care_unit_id)
+    return {
+        "active_tab": "messages",
+        "conversation": conversation,
+        "patient": conversation.person,
+        "messages": services.with_messages(conversation),
+        "inbox": inbox_settings,
+        "form": None if conversation.is_closed else form,
+        "assign_form": assign,
+        "templates": services.templates_for(conversation.care_unit_id),
+        "error": error,
+        "errors": form_errors(form) if form is not None else [],
+        "notice": request.args.get("ok"),
+        "staff_view": True,
+    }
+
+
+@bp.route("/<int:conversation_id>")
+def conversation(conversation_id: int) -> Response:
+    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
+    services.seen_by_team(conversation)
+    db.session.commit()
+    return htmx.render("messages/staff/conversation.html", **_context(conversation))
+
+
+@bp.route("/<int:conversation_id>/svar", methods=["POST"])
+@takes_files
+def reply(conversation_id: int) -> Response:
+    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "reply")
+    form = StaffReplyForm()
+    if "utkast" in request.form:
+        services.save_draft(current_user, conversation.person, conversation.id, body=form.body.data)
+        db.session.commit()
+        return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok="utkast"))
+    if not form.validate_on_submit():
+        return htmx.render("messages/staff/conversation.html", status=400, **_context(conversation, form))
+    stored = attachments.Stored()
+    try:
+        services.reply_as_staff(current_user, conversation, form.body.data, form.uploads(), form.close.data, stored)
+        db.session.commit()
+    except Refused as refused:
+        stored.discard()
+        db.session.rollback()
+        return htmx.render(
+            "messages/staff/conversation.html", status=409, **_context(conversation, form, refused.message)
+        )
+    except BaseException:
+        stored.discard()
+        raise
+    ok = "avsluttet" if conversation.is_closed else "besvart"
+    return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok=ok))
+
+
+@bp.route("/<int:conversation_id>/tildel", methods=["POST"])
+def assign(conversation_id: int) -> Response:
+    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "assign")
+    form = AssignForm()
+    team = {str(u.id): u for u in services.colleagues(conversation.care_unit_id)}
+    form.to.choices = [SelectChoice("", "")] + [SelectChoice(key, u.display_name) for key, u in team.items()]
+    if request.form.get("meg"):
+        form.to.data = str(current_user.id)
+    elif not form.validate_on_submit():
+        abort(400)
+    chosen: User | None = team.get(form.to.data or "")
+    if form.to.data and chosen is None:
+        abort(400)
+    services.assign(conversation, chosen)
+    db.session.commit()
+    return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok="tildelt"))
+
+
+@bp.route("/<int:conversation_id>/avslutt", methods=["POST"])
+def close(conversation_id: int) -> Response:
+    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "close")
+    services.close(conversation, current_user)
+    db.session.commit()
+    return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok="avsluttet"))
+
+
+@bp.route("/<int:conversation_id>/nye")
+def poll(conversation_id: int) -> Response:
+    session.passive = True  # type: ignore[attr-defined]
+    revision = policy.conversation_revision(current_user, None, conversation_id)
+    if revision == request.args.get("rev", type=int):
+        return Response(status=204)
+    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
+    services.seen_by_team(conversation)
+    db.session.commit()
+    return htmx.render("messages/_thread.html", "messages/_thread.html", polled=True, **_context(conversation))
+
+
+@bp.route("/<int:conversation_id>/vedlegg/<int:attachment_id>")
+def download(conversation_id: int, attachment_id: int) -> Response:
+    attachment = policy.load_attachment(current_user, None, conversation_id, attachment_id)
+    db.session.commit()
+    return send_attachment(attachment, preview=request.args.get("vis") == "bilde")
