@@ -1,0 +1,219 @@
+"""The staff inbox: a unit's views, taking and giving conversations, templates, answering and
+closing, and that staff reach only their own units' conversations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app import clock
+from app.access.models import AuditEvent
+from app.auth.models import Role
+from app.db import db
+from app.messages.models import Conversation, ConversationState, MessageTemplate
+from app.notify.models import Event
+from tests import factories
+from tests.conftest import csrf_from
+
+
+@pytest.fixture
+def gp(kari, per):
+    unit = factories.message_unit("Lade legesenter")
+    factories.gp_of(kari.person, unit)
+    factories.gp_of(per.person, unit)
+    return unit
+
+
+@pytest.fixture
+def dr_aune(gp):
+    user = factories.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN)
+    factories.member_of(user, gp)
+    return user
+
+
+@pytest.fixture
+def secretary(gp):
+    user = factories.staff("sekretaer.lie", "Helsesekretær Lie", Role.CLERK)
+    factories.member_of(user, gp)
+    return user
+
+
+@pytest.fixture
+def elsewhere():
+    """A clinician at another unit."""
+    unit = factories.message_unit("Byåsen legesenter")
+    user = factories.staff("dr.byasen", "Dr. Ivar Moe", Role.CLINICIAN)
+    factories.member_of(user, unit)
+    return user
+
+
+def _post(client, url, **data):  # type: ignore[no-untyped-def]
+    token = csrf_from(client, "/ansatt/meldinger")
+    return client.post(url, data={"csrf_token": token, **data}, content_type="multipart/form-data")
+
+
+def _reload(conversation: Conversation) -> Conversation:
+    db.session.expire_all()
+    return db.session.get(Conversation, conversation.id)
+
+
+def test_views_show_the_units_conversations_and_each_listed_patient_is_audited(
+    client, login_as, kari, per, gp, dr_aune, elsewhere
+):
+    a = factories.conversation(kari, kari.person, gp, subject="Karis sak")
+    factories.conversation(per, per.person, gp, subject="Pers sak")
+    other_unit = db.session.scalars(
+        select(factories.CareUnit).where(factories.CareUnit.name == "Byåsen legesenter team")
+    ).one()
+    factories.gp_of(kari.person, other_unit)
+    factories.conversation(kari, kari.person, other_unit, subject="Til et annet kontor")
+    login_as(dr_aune)
+    html = client.get("/ansatt/meldinger").get_data(as_text=True)
+    assert "Karis sak" in html and "Pers sak" in html and "Til et annet kontor" not in html
+    assert "Kari Nordmann" in html and "Sendt, venter på svar" in html
+    listed = db.session.scalars(
+        select(AuditEvent.subject_person_id)
+        .where(AuditEvent.action == "list_inbox")
+        .order_by(AuditEvent.subject_person_id)
+    ).all()
+    assert listed == sorted([kari.person_id, per.person_id])
+    assert "Ingen nye" not in html
+    # Take one: it leaves "Nye" for "Mine".
+    _post(client, f"/ansatt/meldinger/{a.id}/tildel", meg="1")
+    assert _reload(a).state is ConversationState.OPEN and _reload(a).assigned_to_id == dr_aune.id
+    assert "Karis sak" not in client.get("/ansatt/meldinger?visning=ny").get_data(as_text=True)
+    assert "Karis sak" in client.get("/ansatt/meldinger?visning=mine").get_data(as_text=True)
+
+
+def test_give_to_a_colleague_and_back_to_the_unit(client, login_as, kari, gp, dr_aune, secretary, elsewhere):
+    c = factories.conversation(kari, kari.person, gp)
+    login_as(secretary)  # a clerk sorts the unit's messages
+    assert _post(client, f"/ansatt/meldinger/{c.id}/tildel", to=str(dr_aune.id)).status_code == 303
+    assert _reload(c).assigned_to_id == dr_aune.id
+    # Someone outside the unit cannot be given it.
+    assert _post(client, f"/ansatt/meldinger/{c.id}/tildel", to=str(elsewhere.id)).status_code == 400
+    assert _reload(c).assigned_to_id == dr_aune.id
+    _post(client, f"/ansatt/meldinger/{c.id}/tildel", to="")
+    assert _reload(c).assigned_to_id is None and _reload(c).state is ConversationState.NEW
+
+
+def test_a_template_fills_the_answer_and_only_the_units_own(client, login_as, kari, gp, dr_aune, elsewhere):
+    c = factories.conversation(kari, kari.person, gp, topic="prescription")
+    mine = MessageTemplate(
+        care_unit_id=gp.id, title="Resept fornyet", body="Resepten er fornyet og ligger klar på apoteket."
+    )
+    theirs = MessageTemplate(
+        care_unit_id=elsewhere.memberships[0].care_unit_id, title="Fremmed", body="Fra et annet kontor"
+    )
+    db.session.add_all([mine, theirs])
+    db.session.commit()
+    login_as(dr_aune)
+    page = client.get(f"/ansatt/meldinger/{c.id}").get_data(as_text=True)
+    assert "Resept fornyet" in page and "Fremmed" not in page
+    filled = client.get(f"/ansatt/meldinger/{c.id}?mal={mine.id}").get_data(as_text=True)
+    assert "Resepten er fornyet og ligger klar på apoteket." in filled
+    foreign = client.get(f"/ansatt/meldinger/{c.id}?mal={theirs.id}").get_data(as_text=True)
+    assert "Fra et annet kontor" not in foreign
+
+
+def test_answer_and_close_in_one_then_the_patient_can_only_read(client, app, login_as, kari, gp, dr_aune):
+    c = factories.conversation(kari, kari.person, gp)
+    login_as(dr_aune)
+    response = _post(client, f"/ansatt/meldinger/{c.id}/svar", body="Dette er avklart.", close="y")
+    assert response.status_code == 303
+    c = _reload(c)
+    assert c.state is ConversationState.CLOSED and c.closed_by_id == dr_aune.id and c.waiting_since is None
+    assert db.session.scalar(select(func.count()).select_from(Event)) == 1
+    assert "Avsluttet" in client.get("/ansatt/meldinger?visning=lukket").get_data(as_text=True)
+    # Once closed, no more answers.
+    refused = _post(client, f"/ansatt/meldinger/{c.id}/svar", body="En ting til")
+    assert refused.status_code == 409 or "Samtalen er avsluttet" in refused.get_data(as_text=True)
+
+
+def test_closing_without_an_answer_tells_nobody(client, login_as, kari, gp, dr_aune):
+    c = factories.conversation(kari, kari.person, gp)
+    login_as(dr_aune)
+    _post(client, f"/ansatt/meldinger/{c.id}/avslutt")
+    assert _reload(c).state is ConversationState.CLOSED
+    assert db.session.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_the_patient_writing_again_brings_it_back_to_whoever_has_it(client, app, login_as, kari, gp, dr_aune):
+    c = factories.conversation(kari, kari.person, gp)
+    login_as(dr_aune)
+    _post(client, f"/ansatt/meldinger/{c.id}/svar", body="Hvor lenge har du hatt det?")
+    assert _reload(c).state is ConversationState.WAITING
+    assert "Venter på pasienten" in client.get("/ansatt/meldinger?visning=venter").get_data(as_text=True)
+    patient = app.test_client()
+    login_as(kari, patient)
+    token = csrf_from(patient, f"/meldinger/{c.id}")
+    patient.post(
+        f"/meldinger/{c.id}", data={"csrf_token": token, "body": "I tre dager."}, content_type="multipart/form-data"
+    )
+    c = _reload(c)
+    assert c.state is ConversationState.OPEN and c.assigned_to_id == dr_aune.id and c.waiting_since is not None
+    mine = client.get("/ansatt/meldinger?visning=mine").get_data(as_text=True)
+    assert "Ulest" in mine
+
+
+def test_overdue_conversations_are_flagged(client, login_as, kari, gp, dr_aune, frozen_clock):
+    factories.conversation(kari, kari.person, gp, subject="Venter lenge")
+    frozen_clock.advance(days=8)
+    login_as(dr_aune)
+    assert "Over svarfristen" in client.get("/ansatt/meldinger").get_data(as_text=True)
+
+
+def test_staff_of_another_unit_reach_nothing_and_each_attempt_is_audited(client, login_as, kari, gp, elsewhere):
+    c = factories.conversation(kari, kari.person, gp, body="Privat")
+    login_as(elsewhere)
+    for response in (
+        client.get(f"/ansatt/meldinger/{c.id}"),
+        client.get(f"/ansatt/meldinger/{c.id}/nye?rev=0"),
+        client.get(f"/ansatt/meldinger/{c.id}/vedlegg/1"),
+        _post(client, f"/ansatt/meldinger/{c.id}/svar", body="Hei"),
+        _post(client, f"/ansatt/meldinger/{c.id}/tildel", meg="1"),
+        _post(client, f"/ansatt/meldinger/{c.id}/avslutt"),
+        client.get(f"/meldinger/{c.id}"),
+    ):
+        assert response.status_code == 404
+        assert "Privat" not in response.get_data(as_text=True)
+    assert _reload(c).state is ConversationState.NEW and _reload(c).assigned_to_id is None
+    denied = db.session.scalar(
+        select(func.count()).where(AuditEvent.outcome == "denied", AuditEvent.actor_user_id == elsewhere.id)
+    )
+    assert denied == 6  # the patient page is no way in for staff at all (no record of their own is chosen)
+
+
+def test_patients_do_not_reach_the_inbox(client, login_as, kari, gp):
+    c = factories.conversation(kari, kari.person, gp)
+    login_as(kari)
+    assert client.get("/ansatt/meldinger").status_code == 404
+    assert client.get(f"/ansatt/meldinger/{c.id}").status_code == 404
+
+
+def test_staff_poll_sees_a_new_patient_message(client, app, login_as, kari, gp, dr_aune):
+    c = factories.conversation(kari, kari.person, gp)
+    login_as(dr_aune)
+    client.get(f"/ansatt/meldinger/{c.id}")
+    revision = _reload(c).revision
+    assert client.get(f"/ansatt/meldinger/{c.id}/nye?rev={revision}", headers={"HX-Request": "true"}).status_code == 204
+    patient = app.test_client()
+    login_as(kari, patient)
+    token = csrf_from(patient, f"/meldinger/{c.id}")
+    patient.post(
+        f"/meldinger/{c.id}",
+        data={"csrf_token": token, "body": "Glemte å si: det klør."},
+        content_type="multipart/form-data",
+    )
+    polled = client.get(f"/ansatt/meldinger/{c.id}/nye?rev={revision}", headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and "det klør" in polled.get_data(as_text=True)
+
+
+def test_waiting_since_counts_working_days(app):
+    from app.messages.services import working_days_after
+
+    friday = clock.utcnow().replace(year=2026, month=11, day=27, hour=10, minute=0, second=0, microsecond=0)
+    assert working_days_after(friday, 3).weekday() == 2  # Friday + 3 working days = Wednesday
+    assert working_days_after(friday, 1) - friday >= timedelta(days=3)
