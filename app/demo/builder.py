@@ -33,6 +33,8 @@ from app.appointments.models import (
 from app.auth.models import Identity, Role, StaffMembership, User
 from app.auth.services import create_local_user, hash_password
 from app.db import db
+from app.demo import messages as demo_messages
+from app.messages.models import MessageInbox
 from app.people.models import CareUnit, Organisation, OrganisationKind, Person, Relation, RelationKind, age_on
 from app.people.nin import make_nin
 from app.record.models import ReleasePolicy, ReleaseRule
@@ -606,6 +608,7 @@ class Builder:
         db.session.flush()
         self.records(kari=kari, ola=ola, ingrid=ingrid, per=per, nora=nora)
         self.appointments()
+        demo_messages.build(self.rng)
 
     def parent(self, holder: Person, child: Person) -> None:
         """Parental responsibility, as the population register would send it."""
@@ -1000,6 +1003,7 @@ def demo_logins() -> list[DemoLogin]:
     for username, label in (
         ("dr.lund", "Dr. Marte Lund (behandler, St. Olavs hospital)"),
         ("dr.berg", "Dr. Henrik Berg (behandler, Ålesund sjukehus)"),
+        ("fastlege.aune", "Dr. Siri Aune (fastlege, Lade legesenter – meldinger)"),
         ("merkantil.strand", "Tove Strand (merkantil, St. Olavs hospital)"),
         ("admin", "Varde-administrator"),
     ):
@@ -1024,6 +1028,11 @@ def demo_command() -> None:
         Builder().appointments()
         db.session.commit()
         click.echo(f"Demo appointments added: {db.session.query(Appointment).count()} appointments.")
+    if db.session.scalar(select(MessageInbox.care_unit_id).limit(1)) is None:
+        # A region built before messages existed: add inboxes, relations and conversations once.
+        demo_messages.build(random.Random(2026))
+        db.session.commit()
+        click.echo("Demo messages added.")
     print_logins(demo_logins())
 
 

@@ -176,6 +176,7 @@ def conversations(
     """The patient's conversations, latest activity first, ``limit`` + 1 (the extra says "more")."""
     query = (
         select(Conversation)
+        .options(joinedload(Conversation.care_unit).joinedload(CareUnit.organisation))
         .where(Conversation.person_id == patient.id, conversation_scope(decision))
         .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         .limit(limit + 1)

@@ -55,6 +55,14 @@ class CareUnit(db.Model):
 
     organisation: Mapped[Organisation] = relationship(back_populates="care_units")
 
+    @property
+    def patient_label(self) -> str:
+        """What patients call it: the office for primary care ("Lade legesenter"), the unit and
+        hospital for specialist care ("Hjertemedisinsk poliklinikk, St. Olavs hospital")."""
+        if self.organisation.is_specialist:
+            return f"{self.name}, {self.organisation.name}"
+        return self.organisation.name
+
 
 def age_on(birth: date, day: date) -> int:
     """Whole years on ``day`` (a birthday counts from its first moment)."""
