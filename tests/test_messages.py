@@ -385,3 +385,26 @@ def test_message_text_is_escaped_on_every_page(client, app, login_as, kari, gp, 
         assert "<script>alert" not in html and "<img src=x" not in html and '<div hx-get="/logg-ut"' not in html
         assert "<b hx-post" not in html
         assert "&lt;" in html
+
+
+def test_a_parent_taps_the_notice_of_an_answer_and_lands_in_the_childs_conversation(
+    client, app, login_as, kari, ola, gp, dr_aune
+):
+    factories.parent_of(kari, ola)
+    factories.gp_of(ola, gp)
+    conversation = factories.conversation(kari, ola, gp, subject="Ola har feber")
+    staff_client = app.test_client()
+    login_as(dr_aune, staff_client)
+    token = csrf_from(staff_client, f"/ansatt/meldinger/{conversation.id}")
+    staff_client.post(
+        f"/ansatt/meldinger/{conversation.id}/svar",
+        data={"csrf_token": token, "body": "Kom til legevakten om feberen stiger."},
+        content_type="multipart/form-data",
+    )
+    notification = db.session.scalars(select(Notification)).one()
+    assert notification.account_id == kari.id and notification.subject_person_id == ola.id
+    login_as(kari)
+    tap = client.get(f"/varsler/{notification.token}")
+    assert tap.headers["Location"] == f"/meldinger/{conversation.id}"
+    page = client.get(tap.headers["Location"]).get_data(as_text=True)
+    assert "Kom til legevakten om feberen stiger." in page

@@ -217,3 +217,49 @@ def test_waiting_since_counts_working_days(app):
     friday = clock.utcnow().replace(year=2026, month=11, day=27, hour=10, minute=0, second=0, microsecond=0)
     assert working_days_after(friday, 3).weekday() == 2  # Friday + 3 working days = Wednesday
     assert working_days_after(friday, 1) - friday >= timedelta(days=3)
+
+
+def test_the_unit_sets_whether_it_takes_messages_and_its_answer_time(client, app, login_as, kari, gp, secretary):
+    from app.messages.models import MessageInbox
+
+    login_as(secretary)
+    bad = _post(client, f"/ansatt/meldinger/innstillinger?enhet={gp.id}", answer_days="0", phone="ring oss")
+    assert bad.status_code == 400
+    html = bad.get_data(as_text=True)
+    assert "Svarfristen må være mellom 1 og 30 virkedager." in html and "Skriv telefonnummeret med sifre" in html
+    assert db.session.get(MessageInbox, gp.id).answer_days == 3
+    ok = _post(
+        client,
+        f"/ansatt/meldinger/innstillinger?enhet={gp.id}",
+        answer_days="2",
+        info="Vi leser meldinger hverdager før kl. 12.",
+        phone="73 52 00 00",
+    )  # the box "takes messages" left unticked
+    assert ok.status_code == 303
+    db.session.expire_all()
+    settings = db.session.get(MessageInbox, gp.id)
+    assert (settings.accepts_messages, settings.answer_days, settings.phone) == (False, 2, "73 52 00 00")
+    patient = app.test_client()
+    login_as(kari, patient)
+    page = patient.get("/meldinger/ny").get_data(as_text=True)
+    assert "Tar ikke imot meldinger her." in page and "Vi leser meldinger hverdager før kl. 12." in page
+
+
+def test_templates_are_added_and_deleted_by_the_units_own_staff(client, login_as, gp, dr_aune, elsewhere, app):
+    login_as(dr_aune)
+    assert _post(client, f"/ansatt/meldinger/maler?enhet={gp.id}", title="", body="").status_code == 400
+    _post(client, f"/ansatt/meldinger/maler?enhet={gp.id}", title="Time hos oss", body="Bestill en time under Timer.")
+    template = db.session.scalars(select(MessageTemplate)).one()
+    assert (template.care_unit_id, template.title) == (gp.id, "Time hos oss")
+    other = app.test_client()
+    login_as(elsewhere, other)
+    token = csrf_from(other, "/ansatt/meldinger")
+    assert other.post(f"/ansatt/meldinger/maler/{template.id}/slett", data={"csrf_token": token}).status_code == 404
+    assert (
+        other.post(
+            f"/ansatt/meldinger/maler?enhet={gp.id}", data={"csrf_token": token, "title": "x", "body": "y"}
+        ).status_code
+        == 404
+    )
+    _post(client, f"/ansatt/meldinger/maler/{template.id}/slett")
+    assert db.session.scalar(select(func.count()).select_from(MessageTemplate)) == 0

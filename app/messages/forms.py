@@ -7,9 +7,17 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, MultipleFileField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    MultipleFileField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from app.messages.models import TOPIC_LABELS, Topic
 from app.messages.services import Upload
@@ -86,3 +94,41 @@ class NewConversationForm(ReplyForm):
 
 class AssignForm(FlaskForm):
     to = SelectField(_l("Gi samtalen til"), coerce=str)
+
+
+class InboxSettingsForm(FlaskForm):
+    accepts_messages = BooleanField(_l("Enheten tar imot meldinger fra pasienter"))
+    answer_days = IntegerField(
+        _l("Svarfrist i virkedager"),
+        validators=[
+            InputRequired(_l("Skriv hvor mange virkedager pasienten må vente på svar.")),
+            NumberRange(min=1, max=30, message=_l("Svarfristen må være mellom 1 og 30 virkedager.")),
+        ],
+    )
+    info = TextAreaField(
+        _l("Tekst til pasienten (valgfritt)"),
+        filters=[_strip],
+        validators=[Optional(), Length(max=500, message=_l("Teksten kan være høyst 500 tegn."))],
+    )
+    phone = StringField(
+        _l("Telefonnummer (valgfritt)"),
+        filters=[_strip],
+        validators=[
+            Optional(),
+            Regexp(r"^\+?[0-9 ]{8,20}$", message=_l("Skriv telefonnummeret med sifre, for eksempel 73 52 00 00.")),
+        ],
+    )
+
+
+class TemplateForm(FlaskForm):
+    title = StringField(
+        _l("Navn på malen"),
+        filters=[_strip],
+        validators=[
+            DataRequired(_l("Gi malen et navn.")),
+            Length(max=100, message=_l("Navnet kan være høyst 100 tegn.")),
+        ],
+    )
+    body = TextAreaField(
+        _l("Tekst"), filters=[_strip], validators=[DataRequired(_l("Skriv teksten i malen.")), _text_limit]
+    )

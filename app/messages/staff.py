@@ -18,10 +18,11 @@ from sqlalchemy.orm import joinedload
 from wtforms.fields.choices import SelectChoice
 
 from app.access import policy
+from app.access.services import audit
 from app.auth.models import Role, User
 from app.db import db
 from app.messages import attachments, services
-from app.messages.forms import AssignForm, StaffReplyForm
+from app.messages.forms import AssignForm, InboxSettingsForm, StaffReplyForm, TemplateForm
 from app.messages.models import Conversation, MessageInbox, MessageTemplate
 from app.messages.routes import form_errors, send_attachment
 from app.people.models import CareUnit
@@ -232,3 +233,79 @@ def download(conversation_id: int, attachment_id: int) -> Response:
     attachment = policy.load_attachment(current_user, None, conversation_id, attachment_id)
     db.session.commit()
     return send_attachment(attachment, preview=request.args.get("vis") == "bilde")
+
+
+# -- The unit's settings and ready answers -----------------------------------------------------
+
+
+def _settings_page(unit: CareUnit, units: list[CareUnit], settings_form=None, template_form=None, status=200):  # type: ignore[no-untyped-def]
+    inbox_settings = db.session.get(MessageInbox, unit.id)
+    if settings_form is None:
+        settings_form = InboxSettingsForm(formdata=None, obj=inbox_settings)
+        if inbox_settings is None:
+            settings_form.accepts_messages.data = False
+            settings_form.answer_days.data = 3
+    template_form = template_form or TemplateForm(formdata=None)
+    return htmx.render(
+        "messages/staff/settings.html",
+        status=status,
+        active_tab="messages",
+        unit=unit,
+        units=units,
+        settings_form=settings_form,
+        template_form=template_form,
+        templates=services.templates_for(unit.id),
+        errors=form_errors(settings_form) + form_errors(template_form),
+        notice=request.args.get("ok"),
+    )
+
+
+@bp.route("/innstillinger", methods=["GET", "POST"])
+def settings() -> Response:
+    """Whether the unit takes messages, its promised answer time and what patients are told; and
+    the unit's ready answers."""
+    units = _units()
+    if not units:
+        abort(404)
+    unit = _unit(units)
+    if request.method == "GET":
+        return _settings_page(unit, units)
+    form = InboxSettingsForm()
+    if not form.validate_on_submit():
+        return _settings_page(unit, units, settings_form=form, status=400)
+    inbox_settings = db.session.get(MessageInbox, unit.id) or MessageInbox(care_unit_id=unit.id)
+    inbox_settings.accepts_messages = form.accepts_messages.data
+    inbox_settings.answer_days = form.answer_days.data
+    inbox_settings.info = form.info.data or None
+    inbox_settings.phone = form.phone.data or None
+    db.session.add(inbox_settings)
+    audit("message_inbox_changed", actor_user_id=current_user.id, object_type="care_unit", object_id=unit.id)
+    db.session.commit()
+    return htmx.redirect_to(url_for("messages_staff.settings", enhet=unit.id, ok="lagret"))
+
+
+@bp.route("/maler", methods=["POST"])
+def add_template() -> Response:
+    units = _units()
+    if not units:
+        abort(404)
+    unit = _unit(units)
+    form = TemplateForm()
+    if not form.validate_on_submit():
+        return _settings_page(unit, units, template_form=form, status=400)
+    db.session.add(MessageTemplate(care_unit_id=unit.id, title=form.title.data, body=form.body.data))
+    audit("message_template_added", actor_user_id=current_user.id, object_type="care_unit", object_id=unit.id)
+    db.session.commit()
+    return htmx.redirect_to(url_for("messages_staff.settings", enhet=unit.id, ok="mal"))
+
+
+@bp.route("/maler/<int:template_id>/slett", methods=["POST"])
+def delete_template(template_id: int) -> Response:
+    template = db.session.get(MessageTemplate, template_id)
+    if template is None or template.care_unit_id not in policy.staff_unit_ids(current_user):
+        abort(404)
+    unit_id = template.care_unit_id
+    db.session.delete(template)
+    audit("message_template_deleted", actor_user_id=current_user.id, object_type="care_unit", object_id=unit_id)
+    db.session.commit()
+    return htmx.redirect_to(url_for("messages_staff.settings", enhet=unit_id, ok="slettet"))

@@ -150,7 +150,9 @@ class Guard:
         # The text of a message is text: no element at all inside a body.
         assert page.locator(".msg__body *").count() == 0, where
         assert page.locator("script:not([src]), iframe, main svg, [onerror], [onload]").count() == 0, where
-        assert page.locator("[hx-get='/logg-ut'], [data-hx-post], [hx-on\\:htmx\\:load], a[href^=javascript]").count() == 0
+        assert (
+            page.locator("[hx-get='/logg-ut'], [data-hx-post], [hx-on\\:htmx\\:load], a[href^=javascript]").count() == 0
+        )
         assert page.locator("form[action='/logg-ut']").count() == 0, where
 
 
@@ -380,7 +382,9 @@ def test_a_photo_and_a_pdf_go_along_and_a_fake_one_is_refused(page, live_server,
     files.set_input_files([file("bilde.jpg", b"<html><script>alert(1)</script></html>", "image/jpeg")])
     page.get_by_role("button", name="Send meldingen").click()
     refused = page.get_by_role("alert").filter(has_text="bilde.jpg")
-    expect(refused).to_have_text("«bilde.jpg» er verken et bilde (JPEG, PNG) eller en PDF. Send bilder eller PDF-filer.")
+    expect(refused).to_have_text(
+        "«bilde.jpg» er verken et bilde (JPEG, PNG) eller en PDF. Send bilder eller PDF-filer."
+    )
     assert refused.evaluate("el => el === document.activeElement")
     assert count(Conversation) == 0 and count(Message) == 0 and stored_files(app) == []
     # What she wrote is still there; only the file must be chosen again.
@@ -574,7 +578,13 @@ def scene(app, kari, gp, dr_aune):
     answered = factories.conversation(
         kari, kari.person, gp, subject="Utslett på armen", body="Det klør.\nSe bildet.", uploads=[photo]
     )
-    answer(app, dr_aune, answered, "Smør med fuktighetskrem. Her er et skriv om det.", uploads=[services.Upload("Råd.pdf", pdf())])
+    answer(
+        app,
+        dr_aune,
+        answered,
+        "Smør med fuktighetskrem. Her er et skriv om det.",
+        uploads=[services.Upload("Råd.pdf", pdf())],
+    )
     waiting = factories.conversation(kari, kari.person, gp, topic="practical", subject="Parkering ved kontoret")
     closed = factories.conversation(kari, kari.person, gp, topic="sick_note", subject="Sykmelding")
     answer(app, dr_aune, closed, "Sykmeldingen er sendt NAV.", close=True)
@@ -598,9 +608,7 @@ STAFF_PAGES = {
 
 
 def _url(path: str, scene) -> str:  # type: ignore[no-untyped-def]
-    return path.format(
-        unit=scene.unit.id, answered=scene.answered.id, waiting=scene.waiting.id, closed=scene.closed.id
-    )
+    return path.format(unit=scene.unit.id, answered=scene.answered.id, waiting=scene.waiting.id, closed=scene.closed.id)
 
 
 @pytest.mark.parametrize("path", list(PATIENT_PAGES.values()), ids=list(PATIENT_PAGES))
@@ -616,7 +624,9 @@ def test_every_message_page_passes_axe_and_fits_the_phone(page, live_server, kar
 
 
 @pytest.mark.parametrize("path", list(STAFF_PAGES.values()), ids=list(STAFF_PAGES))
-def test_every_staff_message_page_passes_axe_and_fits_the_phone(page, live_server, dr_aune, templates, scene, axe, path):
+def test_every_staff_message_page_passes_axe_and_fits_the_phone(
+    page, live_server, dr_aune, templates, scene, axe, path
+):
     sign_in(page.context, live_server, dr_aune)
     response = page.goto(f"{live_server}{_url(path, scene)}")
     assert response.status == 200
