@@ -85,6 +85,7 @@ from bench.record import (  # noqa: E402
     drop_schema,
     log,
     pg_reachable,
+    shape,
 )
 
 LIST_RATIO_BUDGET = 1.5  # list p99 / overview p99
@@ -645,16 +646,21 @@ def check_pages(port: int, world: World) -> None:
         raise RuntimeError(f"a poll with an older revision answered {status}, not the thread")
 
 
-def capture(app: Any, page: Page, warm: bool = True) -> list[tuple[str, Any]]:
-    """The statements one request runs (the second one, caches warm, unless ``warm`` is False)."""
+def capture(app: Any, page: Page, warm: bool = True) -> list[tuple[str, Any, float]]:
+    """The statements one request runs, with their client-side milliseconds (the second request,
+    caches warm, unless ``warm`` is False)."""
     from sqlalchemy import event
 
     from app.db import db
 
-    captured: list[tuple[str, Any]] = []
+    captured: list[tuple[str, Any, float]] = []
+    started: list[float] = []
 
     def before(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        captured.append((statement, parameters))
+        started.append(time.perf_counter())
+
+    def after(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        captured.append((statement, parameters, (time.perf_counter() - started.pop()) * 1000))
 
     client = app.test_client()
     if page.cookie:
@@ -662,10 +668,12 @@ def capture(app: Any, page: Page, warm: bool = True) -> list[tuple[str, Any]]:
     if warm:
         contextvars.Context().run(client.get, page.path, headers=page.headers)
     event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.engine, "after_cursor_execute", after)
     try:
         response = contextvars.Context().run(client.get, page.path, headers=page.headers)
     finally:
         event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.engine, "after_cursor_execute", after)
     if response.status_code != page.status:
         raise RuntimeError(f"{page.path}: HTTP {response.status_code}, not {page.status}")
     return captured
@@ -696,50 +704,61 @@ def is_main_query(sql: str) -> bool:
 
 
 def profile(app: Any, pages: dict[str, Page], sizes: dict[str, float]) -> dict[str, Any]:
-    """Per page: its statements, every SELECT under EXPLAIN ANALYZE (best of 3; the list or inbox query
-    best of 5 and also as the generic plan)."""
+    """Per page: its statements, grouped by shape (a shape run many times a request is an N+1), and the
+    first of each SELECT shape under EXPLAIN ANALYZE (best of 3; the list or inbox query best of 5 and
+    also as the generic plan)."""
     out: dict[str, Any] = {}
     for name, page in pages.items():
         statements = capture(app, page)
-        verbs = Counter(s.lstrip().split(" ", 1)[0].upper() for s, _p in statements)
+        verbs = Counter(s.lstrip().split(" ", 1)[0].upper() for s, _p, _ms in statements)
+        groups: dict[str, list[tuple[str, Any, float]]] = {}
+        for sql, params, ms in statements:
+            groups.setdefault(shape(sql), []).append((sql, params, ms))
         rows = []
         main = None
-        for sql, params in statements:
-            if not sql.lstrip().upper().startswith("SELECT"):
-                continue
-            is_main = is_main_query(sql) and main is None
-            ms, plan = explain(sql, params, runs=5 if is_main else 3)
-            row = {
+        for group in groups.values():
+            sql, params, _ms = group[0]
+            row: dict[str, Any] = {
                 "sql": short(sql),
-                "ms": ms,
-                "line": plan_line(plan),
-                "seq_scans": seq_scans(plan, sizes),
+                "n": len(group),
+                "client_ms": sum(ms for _s, _p, ms in group),
+                "ms": None,
+                "line": "",
+                "seq_scans": [],
             }
-            if is_main:
-                generic_ms, generic = explain_generic(sql, params)
-                main = {
-                    **row,
-                    "plan": plan,
-                    "generic_ms": generic_ms,
-                    "generic_line": plan_line(generic),
-                    "generic_plan": generic,
-                    "generic_seq_scans": seq_scans(generic, sizes),
-                    "full_sql": " ".join(sql.split()),
-                    "params": repr(params),
-                }
+            if sql.lstrip().upper().startswith("SELECT"):
+                is_main = is_main_query(sql) and main is None
+                ms, plan = explain(sql, params, runs=5 if is_main else 3)
+                row.update(ms=ms, line=plan_line(plan), seq_scans=seq_scans(plan, sizes))
+                if is_main:
+                    generic_ms, generic = explain_generic(sql, params)
+                    main = {
+                        **row,
+                        "plan": plan,
+                        "generic_ms": generic_ms,
+                        "generic_line": plan_line(generic),
+                        "generic_plan": generic,
+                        "generic_seq_scans": seq_scans(generic, sizes),
+                        "full_sql": " ".join(sql.split()),
+                        "params": repr(params),
+                    }
             rows.append(row)
         out[name] = {
             "path": page.path,
             "statements": len(statements),
             "verbs": dict(verbs),
-            "shapes": [short(s) for s, _p in statements],
-            "selects": rows,
+            "client_ms": sum(ms for _s, _p, ms in statements),
+            "shapes": [short(s) for s, _p, _ms in statements],
+            "groups": rows,
             "main": main,
         }
         flags = [f"{r['sql'][:60]}: {', '.join(r['seq_scans'])}" for r in rows if r["seq_scans"]]
+        repeated = [f"{r['n']}x {r['sql'][:60]}" for r in rows if r["n"] >= 5]
         log(
-            f"  {name}: {len(statements)} statements ({', '.join(f'{n} {v}' for v, n in verbs.items())})"
+            f"  {name}: {len(statements)} statements ({', '.join(f'{n} {v}' for v, n in verbs.items())}), "
+            f"{out[name]['client_ms']:.1f} ms in round trips"
             + (f"; main query {main['ms']:.2f} ms, generic {main['generic_ms']:.2f} ms" if main else "")
+            + (f"; REPEATED: {'; '.join(repeated)}" if repeated else "")
             + (f"; SEQ SCAN: {'; '.join(flags)}" if flags else "")
         )
     return out
@@ -1017,21 +1036,29 @@ def report(f: dict[str, Any]) -> tuple[str, str]:
         lines += [
             "## Statements per request, and the SELECTs under EXPLAIN ANALYZE",
             "",
-            f"One request per page, caches warm; each SELECT re-run under EXPLAIN (ANALYZE, BUFFERS), best of 3 "
-            f"(the list or inbox query best of 5). A Seq Scan on a table of more than {SEQ_SCAN_ROWS:,} rows is "
-            f"flagged. The inbox page wrote {f['audit_rows_per_inbox_page']} audit rows per request.",
+            "One request per page, caches warm; its statements grouped by shape (how many times a request "
+            "runs each, and their client-side round trips summed); the first of each SELECT shape re-run under "
+            "EXPLAIN (ANALYZE, BUFFERS), best of 3 (the list or inbox query best of 5; execution time in the "
+            f"database). A Seq Scan on a table of more than {SEQ_SCAN_ROWS:,} rows is flagged, and so is a shape "
+            f"run 5 or more times a request. The inbox page wrote {f['audit_rows_per_inbox_page']} audit rows per "
+            "request.",
             "",
-            "| page | statements | SELECT | ms | plan |",
-            "|---|---|---|---:|---|",
+            "| page | statements (round trips) | statement | times | round trips ms | EXPLAIN ms | plan |",
+            "|---|---|---|---:|---:|---:|---|",
         ]
         for group in (prof, f.get("profile_extra", {})):
             for name, p in group.items():
                 verbs = ", ".join(f"{n} {v}" for v, n in p["verbs"].items())
                 first = True
-                for r in p["selects"]:
+                for r in p["groups"]:
                     flag = f" **Seq Scan on {', '.join(r['seq_scans'])}**" if r["seq_scans"] else ""
-                    head = f"{name} | {p['statements']} ({verbs})" if first else " | "
-                    lines.append(f"| {head} | `{r['sql'][:110]}` | {r['ms']:.3f} | {r['line'][:300]}{flag} |")
+                    head = f"{name} | {p['statements']}: {verbs} ({p['client_ms']:.1f} ms)" if first else " | "
+                    times = f"**{r['n']}**" if r["n"] >= 5 else str(r["n"])
+                    ms = f"{r['ms']:.3f}" if r["ms"] is not None else ""
+                    lines.append(
+                        f"| {head} | `{r['sql'][:100]}` | {times} | {r['client_ms']:.2f} | {ms} "
+                        f"| {r['line'][:260]}{flag} |"
+                    )
                     first = False
         lines += [""]
         for group in (prof, f.get("profile_extra", {})):
