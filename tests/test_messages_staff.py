@@ -263,3 +263,81 @@ def test_templates_are_added_and_deleted_by_the_units_own_staff(client, login_as
     )
     _post(client, f"/ansatt/meldinger/maler/{template.id}/slett")
     assert db.session.scalar(select(func.count()).select_from(MessageTemplate)) == 0
+
+
+@pytest.fixture
+def busy_app(tmp_path_factory, database_url):  # type: ignore[no-untyped-def]
+    """The same database with a connection for each of twelve writers at once."""
+    from app import create_app
+    from app.config import TestConfig
+
+    class Config(TestConfig):
+        INSTANCE_PATH = str(tmp_path_factory.mktemp("busy"))
+        SQLALCHEMY_DATABASE_URI = database_url
+        SQLALCHEMY_ENGINE_OPTIONS = {"pool_size": 12, "max_overflow": 0, "pool_pre_ping": False}
+
+    busy = create_app(Config)
+    yield busy
+    with busy.app_context():
+        db.engine.dispose()
+
+
+def test_patient_and_team_writing_at_once_leave_every_mark_true(app, busy_app, kari, gp, dr_aune):
+    """Ten writers on one conversation at the same moment (the patient's side and the team's):
+    each takes its turn on the conversation's row, so no mark goes backwards, no step of the
+    revision is lost, and the state is what the last message says."""
+    import threading
+
+    from app.access import policy
+    from app.auth.models import User
+    from app.messages import attachments, services
+    from app.messages.models import Message
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time; the race is PostgreSQL's")
+    c = factories.conversation(kari, kari.person, gp)
+    base = c.revision
+    # Plain ids for the threads: touching the test's own objects there would use its session.
+    ids = {"conversation": c.id, "staff": dr_aune.id, "patient": kari.id}
+    start = threading.Barrier(10)
+    failures: list[BaseException] = []
+
+    def write(i: int) -> None:
+        with busy_app.test_request_context():
+            try:
+                conversation = db.session.get(Conversation, ids["conversation"])
+                start.wait(timeout=30)
+                if i % 2:
+                    services.reply_as_staff(
+                        db.session.get(User, ids["staff"]), conversation, f"svar {i}", [], False, attachments.Stored()
+                    )
+                else:
+                    patient = db.session.get(User, ids["patient"])
+                    decision = policy._decide_messages(patient, patient.person)
+                    services.reply_as_patient(
+                        patient, patient.person, decision, conversation, f"spørsmål {i}", [], attachments.Stored()
+                    )
+                db.session.commit()
+            except BaseException as error:
+                failures.append(error)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert failures == []
+    c = _reload(c)
+    messages = db.session.scalars(select(Message).where(Message.conversation_id == c.id).order_by(Message.id)).all()
+    assert len(messages) == 11
+    last = messages[-1]
+    assert c.last_message_id == last.id
+    assert c.last_staff_message_id == max(m.id for m in messages if m.from_staff)
+    assert c.revision == base + 10
+    if last.from_staff:
+        assert c.state is ConversationState.WAITING and c.waiting_since is None
+    else:
+        assert c.state is ConversationState.OPEN and c.waiting_since is not None

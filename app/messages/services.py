@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from flask import current_app, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, func, or_, select, true, tuple_, update
+from sqlalchemy import ColumnElement, case, func, or_, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
 
 from app import clock
 from app.access.policy import Decision
@@ -221,13 +221,26 @@ def _bump(conversation: Conversation, **values: object) -> None:
     db.session.refresh(conversation)
 
 
+def _at_least(column: InstrumentedAttribute[int], value: int) -> ColumnElement[int]:
+    """A high-water mark only rises, whatever another request wrote meanwhile."""
+    return case((column < value, value), else_=column)
+
+
+def _lock(conversation: Conversation) -> None:
+    """Read the conversation again, locked until commit (PostgreSQL), so writers to one
+    conversation take turns and each decides on what the one before it left."""
+    db.session.refresh(conversation, with_for_update=True)
+
+
 def seen_by_patient(conversation: Conversation) -> None:
     """The patient's side has read everything so far (unread marks go; the team's view does not change)."""
     if conversation.patient_seen_message_id < conversation.last_message_id:
         db.session.execute(
             update(Conversation)
             .where(Conversation.id == conversation.id)
-            .values(patient_seen_message_id=conversation.last_message_id)
+            .values(
+                patient_seen_message_id=_at_least(Conversation.patient_seen_message_id, conversation.last_message_id)
+            )
             .execution_options(synchronize_session=False)
         )
         conversation.patient_seen_message_id = conversation.last_message_id
@@ -236,7 +249,10 @@ def seen_by_patient(conversation: Conversation) -> None:
 def seen_by_team(conversation: Conversation) -> None:
     """Someone on the team opened it: the patient's messages so far show as read."""
     if conversation.team_seen_message_id < conversation.last_message_id:
-        _bump(conversation, team_seen_message_id=conversation.last_message_id)
+        _bump(
+            conversation,
+            team_seen_message_id=_at_least(Conversation.team_seen_message_id, conversation.last_message_id),
+        )
 
 
 # -- Writing -----------------------------------------------------------------------------------
@@ -364,6 +380,7 @@ def reply_as_patient(
     stored: attachments.Stored,
 ) -> Message:
     """The patient's side writes again; the conversation goes back to the team."""
+    _lock(conversation)
     if conversation.is_closed:
         raise Refused(_("Samtalen er avsluttet. Start en ny samtale; du kan vise til denne."))
     text = _check_text(body)
@@ -389,6 +406,7 @@ def reply_as_staff(
 ) -> Message:
     """The team answers: the patient gets an event (and push) that a message arrived; the
     conversation waits for the patient, or is closed with the answer."""
+    _lock(conversation)
     if conversation.is_closed:
         raise Refused(_("Samtalen er avsluttet. Pasienten kan starte en ny."))
     text = _check_text(body)
@@ -421,6 +439,7 @@ def reply_as_staff(
 
 def assign(conversation: Conversation, to: User | None) -> None:
     """Give the conversation to someone on the team (None: back to the unit's new list)."""
+    _lock(conversation)
     state = conversation.state
     if state.awaits_team:
         state = ConversationState.OPEN if to is not None else ConversationState.NEW
@@ -428,6 +447,7 @@ def assign(conversation: Conversation, to: User | None) -> None:
 
 
 def close(conversation: Conversation, by: User) -> None:
+    _lock(conversation)
     if conversation.is_closed:
         return
     _bump(

@@ -358,7 +358,7 @@ def test_a_draft_survives_leaving_the_page(page, live_server, kari, gp):
     assert body.input_value() == "Hei! Jeg trenger"
 
     # Finish and send it: the draft is gone (also when leaving the box just saved it again).
-    body.press("End")
+    body.press("Control+End")
     body.press_sequentially(" ny resept.", delay=20)
     page.get_by_role("button", name="Send meldingen").click()
     page.wait_for_url(re.compile(r"/meldinger/\d+\?ok=sendt$"))
@@ -533,7 +533,7 @@ def test_the_team_takes_answers_from_a_template_and_closes(page, live_server, ka
     page.wait_for_url(f"{live_server}/ansatt/meldinger/{conversation.id}?mal={templates[0].id}")
     body = page.get_by_label("Melding", exact=True)
     expect(body).to_have_value(templates[0].body)
-    body.press("End")
+    body.press("Control+End")
     body.press_sequentially(" (Siri)", delay=10)
     page.get_by_label("Avslutt samtalen med dette svaret").check()
     page.get_by_role("button", name="Send svaret").click()
