@@ -127,6 +127,8 @@ class Config:
     MESSAGE_ATTACHMENT_DIR = os.environ.get("VARDE_MESSAGE_ATTACHMENT_DIR") or None  # default: instance/attachments
     # A visit or a time at a unit within this many months lets the patient write to it.
     MESSAGE_RELATION_MONTHS = _int("VARDE_MESSAGE_RELATION_MONTHS", 12)
+    # Messages one account may send from the patient's side (the `limits` notation).
+    MESSAGE_LIMIT_PER_ACCOUNT = os.environ.get("VARDE_MESSAGE_LIMIT_PER_ACCOUNT", "20 per hour")
     # How often an open conversation page asks whether anything is new, in seconds.
     MESSAGE_POLL_SECONDS = _int("VARDE_MESSAGE_POLL_SECONDS", 15)
 

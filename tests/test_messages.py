@@ -3,6 +3,7 @@ closed conversations, and that nobody reaches a conversation that is not theirs.
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
@@ -408,3 +409,19 @@ def test_a_parent_taps_the_notice_of_an_answer_and_lands_in_the_childs_conversat
     assert tap.headers["Location"] == f"/meldinger/{conversation.id}"
     page = client.get(tap.headers["Location"]).get_data(as_text=True)
     assert "Kom til legevakten om feberen stiger." in page
+
+
+def test_a_flood_of_messages_is_stopped_and_refusals_do_not_count(app, client, login_as, kari, gp):
+    app.config["MESSAGE_LIMIT_PER_ACCOUNT"], before = "2 per hour", app.config["MESSAGE_LIMIT_PER_ACCOUNT"]
+    try:
+        login_as(kari)
+        assert _send(client, gp, body="x" * 2001).status_code == 400  # refused by the form: never counted
+        assert _send(client, gp, subject="En", files=[(io.BytesIO(b"<html>"), "a.jpg")]).status_code == 409
+        assert _send(client, gp, subject="To").status_code == 303
+        assert _send(client, gp, subject="Tre").status_code == 303
+        third = _send(client, gp, subject="Fire")
+        assert third.status_code == 409
+        assert "Du har sendt mange meldinger på kort tid." in third.get_data(as_text=True)
+        assert db.session.scalars(select(Conversation.subject).order_by(Conversation.id)).all() == ["To", "Tre"]
+    finally:
+        app.config["MESSAGE_LIMIT_PER_ACCOUNT"] = before

@@ -7,7 +7,9 @@ text is only ever put on a page through autoescaping, as text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from flask import Blueprint, Response, abort, current_app, request, send_file, session, url_for
 from flask_babel import gettext as _
@@ -17,7 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from app import clock
 from app.access import policy
 from app.db import db
-from app.messages import attachments, present, services
+from app.messages import attachments, limits, present, services
 from app.messages.forms import NewConversationForm, ReplyForm
 from app.messages.models import TOPIC_LABELS, Attachment, Conversation
 from app.people.models import Person
@@ -26,6 +28,7 @@ from app.web import htmx
 from app.web.uploads import takes_files
 
 bp = Blueprint("messages", __name__, url_prefix="/meldinger")
+T = TypeVar("T")
 PAGE = 20
 
 
@@ -154,9 +157,8 @@ def new(unit_id: int) -> Response:
         abort(404)
     if not form.validate_on_submit():
         return htmx.render("messages/new.html", status=400, **_new_form_context(patient, decision, choice, form))
-    stored = attachments.Stored()
-    try:
-        conversation = services.start(
+    sent = send(
+        lambda stored: services.start(
             current_user,
             patient,
             decision,
@@ -167,18 +169,40 @@ def new(unit_id: int) -> Response:
             uploads=form.uploads(),
             refers_to_id=int(form.refers_to.data) if (form.refers_to.data or "").isdigit() else None,
             stored=stored,
-        )
-        db.session.commit()
-    except Refused as refused:
-        stored.discard()
-        db.session.rollback()
+        ),
+        limited=True,
+    )
+    if isinstance(sent, Refused):
         return htmx.render(
-            "messages/new.html", status=409, **_new_form_context(patient, decision, choice, form, refused.message)
+            "messages/new.html", status=409, **_new_form_context(patient, decision, choice, form, sent.message)
         )
-    except BaseException:
-        stored.discard()
-        raise
+    conversation = sent
     return htmx.redirect_to(url_for("messages.conversation", conversation_id=conversation.id, ok="sendt"))
+
+
+def send(action: Callable[[attachments.Stored], T], *, limited: bool) -> T | Refused:
+    """Send a message with its files: counted against the account's share (``limited``: the
+    patient's side), files written, committed. When it is refused — by the share, by a check, or by
+    an error — nothing stays: not the files, not the count, not a row. A refusal is returned (the
+    page shows it); an error is raised."""
+    if limited:
+        try:
+            limits.take(current_user.id)
+        except Refused as refused:
+            return refused
+    stored = attachments.Stored()
+    try:
+        result = action(stored)
+        db.session.commit()
+        return result
+    except BaseException as error:
+        db.session.rollback()
+        stored.discard()
+        if limited:
+            limits.give_back(current_user.id)
+        if isinstance(error, Refused):
+            return error
+        raise
 
 
 def _save_new_draft(patient: Person, unit_id: int) -> None:
@@ -259,23 +283,18 @@ def conversation(conversation_id: int) -> Response:
         return htmx.render(
             "messages/conversation.html", status=400, **_conversation_context(conversation, decision, form)
         )
-    stored = attachments.Stored()
-    try:
-        services.reply_as_patient(current_user, patient, decision, conversation, form.body.data, form.uploads(), stored)
-        db.session.commit()
-    except Refused as refused:
-        stored.discard()
-        db.session.rollback()
+    sent = send(
+        lambda stored: services.reply_as_patient(
+            current_user, patient, decision, conversation, form.body.data, form.uploads(), stored
+        ),
+        limited=True,
+    )
+    if isinstance(sent, Refused):
         return htmx.render(
             "messages/conversation.html",
             status=409,
-            **_conversation_context(
-                conversation, decision, form if not conversation.is_closed else None, refused.message
-            ),
+            **_conversation_context(conversation, decision, form if not conversation.is_closed else None, sent.message),
         )
-    except BaseException:
-        stored.discard()
-        raise
     return htmx.redirect_to(url_for("messages.conversation", conversation_id=conversation.id, ok="sendt") + "#siste")
 
 

@@ -21,10 +21,10 @@ from app.access import policy
 from app.access.services import audit
 from app.auth.models import Role, User
 from app.db import db
-from app.messages import attachments, services
+from app.messages import services
 from app.messages.forms import AssignForm, InboxSettingsForm, StaffReplyForm, TemplateForm
 from app.messages.models import Conversation, MessageInbox, MessageTemplate
-from app.messages.routes import form_errors, send_attachment
+from app.messages.routes import form_errors, send, send_attachment
 from app.people.models import CareUnit
 from app.refusal import Refused
 from app.web import htmx
@@ -173,19 +173,14 @@ def reply(conversation_id: int) -> Response:
         return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok="utkast"))
     if not form.validate_on_submit():
         return htmx.render("messages/staff/conversation.html", status=400, **_context(conversation, form))
-    stored = attachments.Stored()
-    try:
-        services.reply_as_staff(current_user, conversation, form.body.data, form.uploads(), form.close.data, stored)
-        db.session.commit()
-    except Refused as refused:
-        stored.discard()
-        db.session.rollback()
-        return htmx.render(
-            "messages/staff/conversation.html", status=409, **_context(conversation, form, refused.message)
-        )
-    except BaseException:
-        stored.discard()
-        raise
+    sent = send(
+        lambda stored: services.reply_as_staff(
+            current_user, conversation, form.body.data, form.uploads(), form.close.data, stored
+        ),
+        limited=False,
+    )
+    if isinstance(sent, Refused):
+        return htmx.render("messages/staff/conversation.html", status=409, **_context(conversation, form, sent.message))
     ok = "avsluttet" if conversation.is_closed else "besvart"
     return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok=ok))
 

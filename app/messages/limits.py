@@ -1,0 +1,35 @@
+"""How many messages one account may send from the patient's side: enough for any real need, not
+enough to flood a care unit's inbox. Counted on the `limits` storage the login limits use (in
+memory, or Redis at scale); a message that is refused for another reason gives its count back."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import gettext as _
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
+
+from app.refusal import Refused
+
+
+def _limiter() -> FixedWindowRateLimiter:
+    limiter = current_app.extensions.get("varde.message_limiter")
+    if limiter is None:
+        storage = current_app.extensions["varde.login_throttle"].storage
+        limiter = current_app.extensions["varde.message_limiter"] = FixedWindowRateLimiter(storage)
+    return limiter
+
+
+def take(account_id: int) -> None:
+    """Count one message; Refused (and nothing counted) when the account has sent its share."""
+    item = parse(current_app.config["MESSAGE_LIMIT_PER_ACCOUNT"])
+    if not _limiter().hit(item, "varde-messages", str(account_id)):
+        raise Refused(
+            _("Du har sendt mange meldinger på kort tid. Vent litt før du sender flere, eller ring behandlingsstedet.")
+        )
+
+
+def give_back(account_id: int) -> None:
+    """A message that was counted but not sent does not use up the share."""
+    item = parse(current_app.config["MESSAGE_LIMIT_PER_ACCOUNT"])
+    _limiter().storage.incr(item.key_for("varde-messages", str(account_id)), item.get_expiry(), -1)
