@@ -16,8 +16,9 @@ All in one private PostgreSQL schema that looks like a region's: 15 care units t
    Budget: inbox p99 <= 1.5 x overview p99.
 3. The poll with nothing new, ``GET /meldinger/<id>/nye?rev=<current>`` with ``HX-Request: true``
    (204), against a hello-world Flask route (bench/hello.py). Budget: poll time < 2 x hello time,
-   as time per request (1 / throughput at the same concurrency) and as p50. Also timed in-process
-   (Flask test client) next to the hello-world app and Varde's ``/healthz``.
+   as time per request (1 / throughput at the same concurrency) and as p50. Varde's ``/healthz``
+   (its request handling without a session or a query) is served beside them for context, and all
+   of them are also timed in-process (Flask test client).
 
 Served by gunicorn with 2 sync workers and measured with ``wrk -t2 -c32 --latency`` in alternating
 rounds (bench/record.py's way); CPU per request of the gunicorn workers and of PostgreSQL from
@@ -52,6 +53,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -822,6 +824,19 @@ class Row:
     cpu_text: str
 
 
+def drain(url: str) -> None:
+    """Wait until the server has worked off what wrk left queued: when wrk stops, the connections it
+    opened last are still in gunicorn's listen queue, and a sync worker answers each of them before it
+    accepts a new one. Without this, the next target's first requests would wait behind the previous
+    target's (a slow page's queue is a second or more): its p99 would be the previous page's. The queue
+    is first come, first served: a request comes back once everything queued before it was taken; the
+    second one and the pause cover a request still running in the other worker."""
+    for _ in range(2):
+        with urllib.request.urlopen(url, timeout=60) as response:
+            response.read()
+    time.sleep(0.2)
+
+
 def served(url: str, world: World, seconds: int, rounds: int, connections: int) -> dict[str, Any]:
     """The pages under gunicorn and wrk, alternating rounds with the hello-world route."""
     env = {**os.environ, "DATABASE_URL": url, "VARDE_DEMO": "1", "FLASK_APP": "wsgi"}
@@ -835,21 +850,25 @@ def served(url: str, world: World, seconds: int, rounds: int, connections: int) 
         port = servers["varde"].port
         check_pages(port, world)
         targets: list[tuple[str, str, str | None, dict[str, str], str]] = [
-            (HELLO, f"http://127.0.0.1:{servers['hello'].port}/", None, {}, "hello")
+            (HELLO, f"http://127.0.0.1:{servers['hello'].port}/", None, {}, "hello"),
+            (HEALTHZ, f"http://127.0.0.1:{port}/healthz", None, {}, "varde"),  # Varde's stack, no session, no DB
         ]
         targets += [
             (name, f"http://127.0.0.1:{port}{page.path}", page.cookie, page.headers, "varde")
             for name, page in pages.items()
         ]
+        drains = {"hello": f"http://127.0.0.1:{servers['hello'].port}/", "varde": f"http://127.0.0.1:{port}/healthz"}
         log("served: warming up")
-        for _name, target, cookie, headers, _server in targets:
+        for _name, target, cookie, headers, server in targets:
             wrk_with(target, 2, connections, cookie, headers)
+            drain(drains[server])
         workers = {server: children(servers[server].proc.pid) for server in servers}
         for r in range(rounds):
             for name, target, cookie, headers, server in targets if r % 2 == 0 else list(reversed(targets)):
                 with CpuWindow({"gunicorn workers": workers[server]}) as cpu:
                     run = wrk_with(target, seconds, connections, cookie, headers)
                     cpu.stop()
+                drain(drains[server])
                 done = max(run.rps * cpu.seconds, 1.0)
                 worker_ms = cpu.used["gunicorn workers"] / done * 1000
                 pg_ms = cpu.used["PostgreSQL"] / done * 1000
@@ -886,7 +905,7 @@ def served(url: str, world: World, seconds: int, rounds: int, connections: int) 
                 "each": [{"rps": r.rps, "p50": r.p50, "p99": r.p99} for r in runs(name)],
                 "cpu_each": [row.cpu_text for row in rows if row.name == name],
             }
-            for name in (HELLO, *pages)
+            for name in (HELLO, HEALTHZ, *pages)
         },
     }
     for name, key in ((LIST, "list"), (INBOX, "inbox")):
@@ -896,6 +915,7 @@ def served(url: str, world: World, seconds: int, rounds: int, connections: int) 
     time_ratios = [h.rps / p.rps for p, h in zip(poll, hello, strict=True)]  # (1/poll rps) / (1/hello rps)
     p50_ratios = [p.p50 / h.p50 for p, h in zip(poll, hello, strict=True)]
     p99_ratios = [p.p99 / h.p99 for p, h in zip(poll, hello, strict=True)]
+    healthz = [h.rps / z.rps for z, h in zip(runs(HEALTHZ), hello, strict=True)]
     w = figures["wrk"]
     figures["poll"] = {
         "time_ratios": time_ratios,
@@ -905,6 +925,8 @@ def served(url: str, world: World, seconds: int, rounds: int, connections: int) 
         "p99_ratios": p99_ratios,
         "p99_ratio": statistics.median(p99_ratios),
         "worker_cpu_ratio": w[POLL]["worker_cpu_ms"] / w[HELLO]["worker_cpu_ms"] if w[HELLO]["worker_cpu_ms"] else None,
+        "healthz_time_ratios": healthz,
+        "healthz_time_ratio": statistics.median(healthz),
     }
     return figures
 
@@ -946,6 +968,11 @@ def report(f: dict[str, Any]) -> tuple[str, str]:
         f"load average {f['load_start']} at the start, {f['load_end']} at the end; the whole run took "
         f"{f.get('elapsed_s', 0):.0f} s{' (--quick)' if f['quick'] else ''}.",
         "",
+        *(
+            [f"Uncommitted in app/ when it ran: {', '.join(f'`{x.strip()}`' for x in f['app_changes'])}.", ""]
+            if f.get("app_changes")
+            else []
+        ),
         *([f["label"], ""] if f.get("label") else []),
     ]
     plans: list[str] = []
@@ -977,6 +1004,7 @@ def report(f: dict[str, Any]) -> tuple[str, str]:
         ]
         labels = {
             HELLO: "hello-world Flask route (bench/hello.py)",
+            HEALTHZ: "Varde `/healthz` (Varde's stack, no session, no database; context)",
             OVERVIEW: "`/` (overview, the patient)",
             LIST: "`/meldinger` (the patient's 500 conversations, first 20)",
             INBOX: "`/ansatt/meldinger?enhet=…&visning=ny` (10,000 open, first 50; 50 audit rows)",
@@ -1008,9 +1036,14 @@ def report(f: dict[str, Any]) -> tuple[str, str]:
             "",
             f"Beside the budgets: p50 list/overview {each(s['list']['p50_ratios'])}, inbox/overview "
             f"{each(s['inbox']['p50_ratios'])}; poll p99 / hello p99 {p['p99_ratio']:.2f} ({each(p['p99_ratios'])}); "
-            f"the workers' CPU per request poll/hello "
+            f"the workers' CPU per request (less sensitive to what else the machine does) list/overview "
+            f"{w[LIST]['worker_cpu_ms'] / w[OVERVIEW]['worker_cpu_ms']:.2f}, inbox/overview "
+            f"{w[INBOX]['worker_cpu_ms'] / w[OVERVIEW]['worker_cpu_ms']:.2f}, poll/hello "
             + (f"{p['worker_cpu_ratio']:.2f}" if p["worker_cpu_ratio"] else "?")
-            + f". The baseline of budgets 1 and 2 is the patient's overview. Served part: {s['elapsed_s']:.0f} s. "
+            + f"; Varde's `/healthz` time / hello time {p['healthz_time_ratio']:.2f} ({each(p['healthz_time_ratios'])}): "
+            "what Varde's request handling costs before a session or a query. wrk itself runs on the same cores "
+            '(in "everything else" below). The baseline of budgets 1 and 2 is the patient\'s overview. '
+            f"Served part: {s['elapsed_s']:.0f} s. "
             f"The machine during the poll runs: {'; '.join(w[POLL]['cpu_each'])}; during the hello runs: "
             f"{'; '.join(w[HELLO]['cpu_each'])}.",
             "",
@@ -1110,6 +1143,7 @@ def main() -> None:
         "stamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git("rev-parse", "--short", "HEAD")
         + (" (with uncommitted changes)" if git("status", "--porcelain", "--", "app") else ""),
+        "app_changes": git("status", "--porcelain", "--", "app").splitlines(),
         "python": sys.version.split()[0],
         "load_start": load(),
         "label": args.label,

@@ -14,6 +14,9 @@
 5. The appointments benchmarks of bench/appointments.py (cancellation to offers written against a
    trivial transaction, the free-slot search page against the overview), in a process of their own;
    they also append to bench/results/appointments.md and write bench/results/appointments.json.
+6. The secure-messages benchmarks of bench/messages.py (the conversation list and a staff inbox
+   against the overview, the poll with nothing new against a hello-world route), in a process of
+   their own; they also append to bench/results/messages.md and write bench/results/messages.json.
 
     make bench        (or: .venv/bin/python bench/run.py [--quick])
 """
@@ -252,6 +255,13 @@ def appointments_benchmarks(quick: bool) -> list[str]:
     return ["#" + line if line.startswith("#") else line for line in out.strip().splitlines()]
 
 
+def messages_benchmarks(quick: bool) -> list[str]:
+    """bench/messages.py (the secure-messages issue) in a process of its own; its report one heading level down."""
+    cmd = [sys.executable, str(ROOT / "bench" / "messages.py"), *(["--quick"] if quick else [])]
+    out = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True, timeout=1800).stdout
+    return ["#" + line if line.startswith("#") else line for line in out.strip().splitlines()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3-second runs, one round")
@@ -282,6 +292,7 @@ def main() -> None:
     lines += ["", *record_benchmarks(args.quick)]
     lines += ["", *push_benchmarks(args.quick)]
     lines += ["", *appointments_benchmarks(args.quick)]
+    lines += ["", *messages_benchmarks(args.quick)]
     report = "\n".join(lines)
     print(report)
     out = ROOT / "bench" / "results"
