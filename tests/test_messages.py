@@ -305,7 +305,7 @@ def test_closed_conversation_stays_readable_refuses_replies_and_a_new_one_can_re
         content_type="multipart/form-data",
     )
     assert refused.status_code == 409
-    assert "Start en ny samtale" in refused.get_data(as_text=True)
+    assert "Teksten er tatt vare på" in refused.get_data(as_text=True)
     assert _count(Message) == 1
     form = client.get(f"/meldinger/ny/{gp.id}?om={old.id}").get_data(as_text=True)
     assert re.search(rf'<option selected value="{old.id}"|<option value="{old.id}" selected', form)

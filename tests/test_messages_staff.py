@@ -116,6 +116,12 @@ def test_a_template_fills_the_answer_and_only_the_units_own(client, login_as, ka
     assert "Resepten er fornyet og ligger klar på apoteket." in filled
     foreign = client.get(f"/ansatt/meldinger/{c.id}?mal={theirs.id}").get_data(as_text=True)
     assert "Fra et annet kontor" not in foreign
+    # What was already written (autosaved as one types) stays; the template comes after it.
+    token = csrf_from(client, f"/ansatt/meldinger/{c.id}")
+    saved = client.post(f"/ansatt/meldinger/{c.id}/utkast", data={"csrf_token": token, "body": "Hei Kari!"})
+    assert saved.status_code == 200 and "Utkast lagret" in saved.get_data(as_text=True)
+    both = client.get(f"/ansatt/meldinger/{c.id}?mal={mine.id}").get_data(as_text=True)
+    assert "Hei Kari!\n\nResepten er fornyet og ligger klar på apoteket." in both
 
 
 def test_answer_and_close_in_one_then_the_patient_can_only_read(client, app, login_as, kari, gp, dr_aune):

@@ -290,6 +290,16 @@ def conversation(conversation_id: int) -> Response:
         limited=True,
     )
     if isinstance(sent, Refused):
+        if conversation.is_closed:
+            # Closed while they wrote: keep the text as the draft of a new message about this.
+            services.carry_to_new(current_user, patient, conversation, form.body.data)
+            db.session.commit()
+            sent = Refused(
+                _(
+                    "Behandleren avsluttet samtalen før svaret ditt ble sendt. Teksten er tatt vare på: "
+                    "velg «Skriv en ny melding om dette», så ligger den der."
+                )
+            )
         return htmx.render(
             "messages/conversation.html",
             status=409,

@@ -565,6 +565,22 @@ def save_draft(viewer: User, patient: Person, scope: int, **fields: object) -> N
     )
 
 
+def carry_to_new(viewer: User, patient: Person, conversation: Conversation, body: str | None) -> None:
+    """A reply that could not be sent because the conversation was closed meanwhile becomes the
+    draft of a new message to the same unit, about the same thing, referring to this one."""
+    save_draft(
+        viewer,
+        patient,
+        0,
+        care_unit_id=conversation.care_unit_id,
+        topic=conversation.topic.value,
+        subject=conversation.subject,
+        body=body,
+        refers_to_id=conversation.id,
+    )
+    discard_draft(viewer, patient, conversation.id)
+
+
 def discard_draft(viewer: User, patient: Person, scope: int) -> None:
     found = draft(viewer, patient, scope)
     if found is not None:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from wtforms.fields.choices import SelectChoice
 
+from app import clock
 from app.access import policy
 from app.access.services import audit
 from app.auth.models import Role, User
@@ -121,16 +122,16 @@ def inbox() -> Response:
 
 
 def _context(conversation: Conversation, form: StaffReplyForm | None = None, error: str | None = None) -> dict:
+    unsent = form.body.data if form is not None and conversation.is_closed else None
     form = form or StaffReplyForm(formdata=None)
-    template_id = request.args.get("mal", type=int)
-    if template_id and not form.body.data:
-        template = db.session.get(MessageTemplate, template_id)
-        if template is not None and template.care_unit_id == conversation.care_unit_id:
-            form.body.data = template.body
-    elif not form.body.data:
+    if not form.body.data:
         saved = services.draft(current_user, conversation.person, conversation.id)
-        if saved is not None:
-            form.body.data = saved.body
+        form.body.data = saved.body if saved is not None else ""
+        template_id = request.args.get("mal", type=int)
+        template = db.session.get(MessageTemplate, template_id) if template_id else None
+        if template is not None and template.care_unit_id == conversation.care_unit_id:
+            # A template adds to what was already written (kept as a draft as one types).
+            form.body.data = "\n\n".join(part for part in (form.body.data.strip(), template.body) if part)
     assign = AssignForm(formdata=None)
     assign.to.choices = [SelectChoice("", _("Ingen (tilbake til Nye)"))] + [
         SelectChoice(str(u.id), u.display_name + (" " + _("(meg)") if u.id == current_user.id else ""))
@@ -151,6 +152,7 @@ def _context(conversation: Conversation, form: StaffReplyForm | None = None, err
         "errors": form_errors(form) if form is not None else [],
         "notice": request.args.get("ok"),
         "staff_view": True,
+        "unsent": unsent,
     }
 
 
@@ -183,6 +185,15 @@ def reply(conversation_id: int) -> Response:
         return htmx.render("messages/staff/conversation.html", status=409, **_context(conversation, form, sent.message))
     ok = "avsluttet" if conversation.is_closed else "besvart"
     return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok=ok))
+
+
+@bp.route("/<int:conversation_id>/utkast", methods=["POST"])
+def save_draft(conversation_id: int) -> Response:
+    """Autosave of the answer being written (so a template or a closed tab loses nothing)."""
+    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "draft")
+    services.save_draft(current_user, conversation.person, conversation.id, body=request.form.get("body"))
+    db.session.commit()
+    return htmx.render("messages/_draft_saved.html", "messages/_draft_saved.html", saved_at=clock.utcnow())
 
 
 @bp.route("/<int:conversation_id>/tildel", methods=["POST"])

@@ -340,16 +340,21 @@ def test_a_reply_written_while_the_team_closes_is_not_lost(page, live_server, ap
     page.get_by_label("Melding", exact=True).fill(written)
     answer(app, dr_aune, conversation, "Alt ser fint ut. Vi avslutter her.", close=True)
     expect(page.locator(".msg--team")).to_have_count(1, timeout=10_000)  # polled in, closed
-    page.get_by_role("button", name="Send svaret").click()  # the form was left on the page
+    # The form stays (what she is typing is not taken away) and says what will happen.
+    expect(page.locator("#reply-status")).to_contain_text("Behandleren har avsluttet samtalen.")
+    assert page.get_by_label("Melding", exact=True).input_value() == written
+    page.get_by_role("button", name="Send svaret").click()
     refused = page.get_by_role("alert")
-    expect(refused).to_have_text("Samtalen er avsluttet. Start en ny samtale; du kan vise til denne.")
+    expect(refused).to_have_text(
+        "Behandleren avsluttet samtalen før svaret ditt ble sendt. Teksten er tatt vare på: "
+        "velg «Skriv en ny melding om dette», så ligger den der."
+    )
     assert count(Message) == 2
-    kept = [box.input_value() for box in page.locator("main textarea").all()]
-    if written not in kept:  # not on the page: perhaps the new message about it starts with it
-        page.get_by_role("link", name="Skriv en ny melding om dette").click()
-        page.wait_for_url(re.compile(r"/meldinger/ny/\d+\?om=\d+$"))
-        kept = [box.input_value() for box in page.locator("main textarea").all()]
-    assert written in kept, "what Kari wrote was thrown away when her reply to a closed conversation was refused"
+    page.get_by_role("link", name="Skriv en ny melding om dette").click()
+    page.wait_for_url(re.compile(r"/meldinger/ny/\d+\?om=\d+$"))
+    assert page.get_by_label("Melding", exact=True).input_value() == written
+    assert page.get_by_label("Overskrift").input_value() == conversation.subject
+    expect(page.get_by_label("Gjelder det en tidligere samtale? (valgfritt)")).to_have_value(str(conversation.id))
 
 
 # --- 3. a draft survives leaving the page ---------------------------------------------------------------

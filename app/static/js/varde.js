@@ -117,7 +117,8 @@
       var max = parseInt(box.getAttribute("data-count-max"), 10);
       var timer = null;
       function update() {
-        var used = box.value.length;
+        // As the server counts: characters (not UTF-16 units) of the text without surrounding space.
+        var used = Array.from(box.value.replace(/\r\n/g, "\n").trim()).length;
         var text = (used > max ? box.getAttribute("data-count-over") : box.getAttribute("data-count-text"))
           .replace("{n}", String(used)).replace("{max}", String(max)).replace("{over}", String(used - max));
         out.textContent = text;
