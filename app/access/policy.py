@@ -400,17 +400,32 @@ def audit_unit_list(
 ) -> None:
     """A staff list of a unit's times (the day list, the waiting list, an offer log) or messages
     (the inbox) shows who has dealings there: each person listed gets an audit row, seen in their
-    "who has seen my record"."""
-    for person_id in sorted(set(people)):
-        audit(
-            action,
-            actor_user_id=viewer.id,
-            subject_person_id=person_id,
-            object_type=object_type,
-            outcome="ok",
-            basis="care_relation",
-            organisation_id=organisation_id,
-        )
+    "who has seen my record". One multi-row INSERT for the whole page."""
+    from flask import has_request_context, request
+    from sqlalchemy import insert
+
+    from app.access.models import AuditEvent
+
+    now = clock.utcnow()
+    ip = request.remote_addr if has_request_context() else None
+    rows = [
+        {
+            "occurred_at": now,
+            "action": action,
+            "actor_user_id": viewer.id,
+            "subject_person_id": person_id,
+            "on_behalf_of_person_id": None,
+            "object_type": object_type,
+            "object_id": None,
+            "outcome": "ok",
+            "basis": "care_relation",
+            "organisation_id": organisation_id,
+            "ip": ip,
+        }
+        for person_id in sorted(set(people))
+    ]
+    if rows:
+        db.session.execute(insert(AuditEvent), rows)
     g.audit_pending = True
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.auth.models import User
@@ -76,8 +76,15 @@ class Conversation(db.Model):
         Index("ix_conversation_person_last", "person_id", "last_message_at", "id"),
         # A unit's inbox views: new / waiting / closed, oldest waiting first.
         Index("ix_conversation_unit_state", "care_unit_id", "state", "last_message_at", "id"),
-        # "Mine".
-        Index("ix_conversation_assigned", "assigned_to_id", "state", "last_message_at", "id"),
+        # "Mine": one's open conversations, oldest first.
+        Index(
+            "ix_conversation_mine",
+            "assigned_to_id",
+            "last_message_at",
+            "id",
+            postgresql_where=text("state <> 'closed'"),
+            sqlite_where=text("state <> 'closed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

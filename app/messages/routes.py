@@ -269,7 +269,6 @@ def conversation(conversation_id: int) -> Response:
     conversation, decision = policy.load_conversation(current_user, patient, conversation_id, action)
     if request.method == "GET":
         services.seen_by_patient(conversation)
-        db.session.commit()
         return htmx.render(
             "messages/conversation.html",
             **_conversation_context(conversation, decision, _reply_form(conversation, patient)),
@@ -319,7 +318,6 @@ def poll(conversation_id: int) -> Response:
         return Response(status=204)
     conversation, decision = policy.load_conversation(current_user, patient, conversation_id, "read")
     services.seen_by_patient(conversation)
-    db.session.commit()
     return htmx.render(
         "messages/_thread.html", "messages/_thread.html", polled=True, **_conversation_context(conversation, decision)
     )
@@ -361,5 +359,4 @@ def send_attachment(attachment: Attachment, preview: bool) -> Response:
 @bp.route("/<int:conversation_id>/vedlegg/<int:attachment_id>")
 def download(conversation_id: int, attachment_id: int) -> Response:
     attachment = policy.load_attachment(current_user, _patient(), conversation_id, attachment_id)
-    db.session.commit()
     return send_attachment(attachment, preview=request.args.get("vis") == "bilde")

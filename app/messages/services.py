@@ -492,16 +492,20 @@ _OLDEST_FIRST = {"ny", "mine"}  # queues: whoever has waited longest first
 
 
 def inbox(
-    unit_id: int, view: str, user: User, *, after: tuple[datetime, int] | None = None, limit: int = 50
+    unit_id: int, view: str, user: User, *, after: tuple[datetime, int] | None = None, limit: int = 25
 ) -> list[Conversation]:
     """One page of a unit's inbox view, ``limit`` + 1 rows (the extra says "more")."""
-    query = (
-        select(Conversation)
-        .options(joinedload(Conversation.person), joinedload(Conversation.assigned_to))
-        .where(Conversation.care_unit_id == unit_id, Conversation.state.in_(_VIEW_STATES[view]))
-    )
-    if view == "mine":
-        query = query.where(Conversation.assigned_to_id == user.id)
+    # The people by primary key in a second query: joined into the page's query they can make the
+    # planner read the whole person table before the LIMIT.
+    query = select(Conversation).options(selectinload(Conversation.person), selectinload(Conversation.assigned_to))
+    if view == "mine":  # the partial index ix_conversation_mine gives the order
+        query = query.where(
+            Conversation.assigned_to_id == user.id,
+            Conversation.state != ConversationState.CLOSED,
+            Conversation.care_unit_id == unit_id,
+        )
+    else:
+        query = query.where(Conversation.care_unit_id == unit_id, Conversation.state.in_(_VIEW_STATES[view]))
     key = tuple_(Conversation.last_message_at, Conversation.id)
     if view in _OLDEST_FIRST:
         query = query.order_by(Conversation.last_message_at, Conversation.id)

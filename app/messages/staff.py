@@ -32,7 +32,7 @@ from app.web import htmx
 from app.web.uploads import takes_files
 
 bp = Blueprint("messages_staff", __name__, url_prefix="/ansatt/meldinger")
-PAGE = 50
+PAGE = 25
 
 
 @bp.before_request
@@ -97,10 +97,11 @@ def inbox() -> Response:
     found = services.inbox(unit.id, view, current_user, after=_after(), limit=PAGE)
     more = len(found) > PAGE
     found = found[:PAGE]
+    # One audit row per patient listed, committed with the response (a commit here would make
+    # the page load every row again).
     policy.audit_unit_list(
         current_user, (c.person_id for c in found), unit.organisation_id, "list_inbox", object_type="conversations"
     )
-    db.session.commit()
     next_url = None
     if more:
         last = found[-1]
@@ -160,7 +161,6 @@ def _context(conversation: Conversation, form: StaffReplyForm | None = None, err
 def conversation(conversation_id: int) -> Response:
     conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
     services.seen_by_team(conversation)
-    db.session.commit()
     return htmx.render("messages/staff/conversation.html", **_context(conversation))
 
 
@@ -230,14 +230,12 @@ def poll(conversation_id: int) -> Response:
         return Response(status=204)
     conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
     services.seen_by_team(conversation)
-    db.session.commit()
     return htmx.render("messages/_thread.html", "messages/_thread.html", polled=True, **_context(conversation))
 
 
 @bp.route("/<int:conversation_id>/vedlegg/<int:attachment_id>")
 def download(conversation_id: int, attachment_id: int) -> Response:
     attachment = policy.load_attachment(current_user, None, conversation_id, attachment_id)
-    db.session.commit()
     return send_attachment(attachment, preview=request.args.get("vis") == "bilde")
 
 
