@@ -58,6 +58,11 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     _register_models()
     _register_blueprints(app)
 
+    from app.messages.poll import FastPoll
+
+    # The poll for new messages with nothing new is answered before Flask (see its docstring).
+    app.wsgi_app = FastPoll(app.wsgi_app, app)  # type: ignore[method-assign]
+
     from app.access import policy
 
     policy.init_app(app)

@@ -534,6 +534,33 @@ def load_attachment(viewer: User, patient: Person | None, conversation_id: int, 
     return attachment
 
 
+def poll_needs_nothing_more(
+    *,
+    role: Role,
+    active: bool,
+    person_id: int | None,
+    acting_for: object,
+    conversation_person_id: int,
+    works_in_unit: bool,
+    staff_page: bool,
+) -> bool:
+    """For the poll's fast path (app/messages/poll.py), which reads these values in one statement:
+    is this one of the two plainest grants of ``check_messages`` — a patient's own conversation
+    while not acting for anyone else, or a conversation of a unit the staff account works in? Then
+    a poll with nothing new may be answered without going further. Anything else (a parent acting
+    for a child, everything refused) goes the whole way through ``conversation_revision``."""
+    if not active:
+        return False
+    if staff_page:
+        return role in (Role.CLINICIAN, Role.CLERK) and works_in_unit
+    return (
+        role is Role.PATIENT
+        and person_id is not None
+        and acting_for in (None, person_id)
+        and conversation_person_id == person_id
+    )
+
+
 def conversation_revision(viewer: User, patient: Person | None, conversation_id: int) -> int:
     """For a poll: the revision of a conversation the viewer may read, reading nothing else (so it
     writes no audit row; the page it asks for, when something is new, is a read and is audited).

@@ -1,0 +1,128 @@
+"""The poll for new messages, answered before Flask when nothing is new.
+
+An open conversation asks every ``MESSAGE_POLL_SECONDS`` whether anything changed; nearly always
+nothing has, and the answer is an empty 204. Through Flask that costs many times a bare route
+(the session and its account, CSRF, the language, the security headers). This WSGI layer answers
+that case with one SQL statement — the session, its account, the conversation's owner, unit and
+revision, and whether the account works in that unit — when the access policy's
+``poll_needs_nothing_more`` says it is one of the two plainest grants (the patient's own
+conversation; a conversation of the staff member's unit). It reads no health data and writes
+nothing: no audit row (nothing is read), no last-seen time (a poll is not the user being active).
+
+Everything else goes on to Flask unchanged, which decides through the policy as for any request:
+a changed revision (the thread is read, and audited), a parent acting for a child, an unknown,
+ended or expired session (Flask sends to login), another patient's or unit's conversation (404,
+audited), anything that fails here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from flask import Flask
+from sqlalchemy import Engine, Select, bindparam, exists, select
+from werkzeug.http import parse_cookie
+
+from app import clock
+from app.access.policy import ACTING_FOR, poll_needs_nothing_more
+from app.auth.models import ServerSession, StaffMembership, User
+from app.auth.sessions import _hash
+from app.db import db
+from app.messages.models import Conversation
+
+POLL_PATH = re.compile(r"^/(ansatt/)?meldinger/(\d{1,18})/nye$")
+log = logging.getLogger(__name__)
+
+
+def _statement() -> Select:
+    member = exists().where(
+        StaffMembership.user_id == User.id, StaffMembership.care_unit_id == Conversation.care_unit_id
+    )
+    return (
+        select(
+            ServerSession.data,
+            ServerSession.last_seen_at,
+            ServerSession.created_at,
+            ServerSession.authenticated_at,
+            User.id,
+            User.role,
+            User.active,
+            User.person_id,
+            Conversation.person_id,
+            Conversation.revision,
+            member.label("works_in_unit"),
+        )
+        .join(User, User.id == ServerSession.user_id)
+        .join(Conversation, Conversation.id == bindparam("conversation_id"))
+        .where(ServerSession.id == bindparam("session_id"))
+    )
+
+
+class FastPoll:
+    def __init__(self, wsgi_app: Callable, app: Flask) -> None:
+        self.wsgi_app = wsgi_app
+        self.app = app
+        self.engine: Engine | None = None
+        self.statement = _statement()
+        self.cookie = app.config["SESSION_COOKIE_NAME"]
+        self.idle = app.config["SESSION_IDLE_TIMEOUT"]
+        self.absolute = app.config["SESSION_ABSOLUTE_TIMEOUT"]
+        headers = [
+            ("Cache-Control", "no-store"),
+            ("Vary", "Cookie, HX-Request"),
+            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "same-origin"),
+            ("Strict-Transport-Security", f"max-age={app.config['HSTS_MAX_AGE']}; includeSubDomains"),
+            ("Cross-Origin-Resource-Policy", "same-origin"),
+        ]
+        self.headers = headers
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "GET":
+            match = POLL_PATH.match(environ.get("PATH_INFO", ""))
+            if match is not None and self._nothing_new(environ, match.group(1) is not None, int(match.group(2))):
+                start_response("204 No Content", list(self.headers))
+                return []
+        return self.wsgi_app(environ, start_response)
+
+    def _nothing_new(self, environ: dict[str, Any], staff_page: bool, conversation_id: int) -> bool:
+        revision = parse_qs(environ.get("QUERY_STRING", "")).get("rev", [""])[0]
+        token = parse_cookie(environ).get(self.cookie)
+        if not revision.isdigit() or not token or len(token) > 100:
+            return False
+        try:
+            if self.engine is None:
+                with self.app.app_context():
+                    self.engine = db.engine
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    self.statement, {"session_id": _hash(token), "conversation_id": conversation_id}
+                ).first()
+        except Exception:  # the whole way through Flask, which reports it properly
+            log.exception("fast poll failed; handing the request to Flask")
+            return False
+        if row is None:
+            return False
+        data, last_seen, created, authenticated, account_id, role, active, person_id, owner, current, member = row
+        now = clock.utcnow()
+        if last_seen + self.idle < now or (authenticated or created) + self.absolute < now:
+            return False
+        data = data or {}
+        if str(data.get("_user_id")) != str(account_id):
+            return False
+        allowed = poll_needs_nothing_more(
+            role=role,
+            active=active,
+            person_id=person_id,
+            acting_for=data.get(ACTING_FOR),
+            conversation_person_id=owner,
+            works_in_unit=bool(member),
+            staff_page=staff_page,
+        )
+        return allowed and current == int(revision)
