@@ -82,6 +82,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator
     with app.app_context():
         db.create_all()
     yield app
+    app.extensions["varde.fast_poll"].close_all()
     with app.app_context():
         db.drop_all()
         db.engine.dispose()

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from flask import Flask
-from sqlalchemy import Engine, Select, bindparam, exists, select
+from sqlalchemy import Engine, Select, bindparam, create_engine, exists, select
 from werkzeug.http import parse_cookie
 
 from app import clock
 from app.access.policy import ACTING_FOR, poll_needs_nothing_more
 from app.auth.models import ServerSession, StaffMembership, User
 from app.auth.sessions import _hash
-from app.db import db
+from app.db import configure_sqlite
 from app.messages.models import Conversation
 
 POLL_PATH = re.compile(r"^/(ansatt/)?meldinger/(\d{1,18})/nye$")
@@ -67,11 +68,12 @@ class FastPoll:
         self.wsgi_app = wsgi_app
         self.app = app
         self.engine: Engine | None = None
+        self.lock = threading.Lock()
         self.statement = _statement()
         self.cookie = app.config["SESSION_COOKIE_NAME"]
         self.idle = app.config["SESSION_IDLE_TIMEOUT"]
         self.absolute = app.config["SESSION_ABSOLUTE_TIMEOUT"]
-        headers = [
+        self.headers = [
             ("Cache-Control", "no-store"),
             ("Vary", "Cookie, HX-Request"),
             ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
@@ -81,7 +83,7 @@ class FastPoll:
             ("Strict-Transport-Security", f"max-age={app.config['HSTS_MAX_AGE']}; includeSubDomains"),
             ("Cross-Origin-Resource-Policy", "same-origin"),
         ]
-        self.headers = headers
+        app.extensions["varde.fast_poll"] = self
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "GET":
@@ -91,16 +93,39 @@ class FastPoll:
                 return []
         return self.wsgi_app(environ, start_response)
 
+    def _engine(self) -> Engine:
+        """A small pool of its own, in autocommit: a poll is one round trip, without the checkout
+        ping and the ROLLBACK on return that the app's pool does for requests that write."""
+        if self.engine is None:
+            with self.lock:
+                if self.engine is None:
+                    url = self.app.config["SQLALCHEMY_DATABASE_URI"]
+                    sqlite = url.startswith("sqlite")
+                    engine = create_engine(
+                        url,
+                        isolation_level="AUTOCOMMIT",
+                        pool_pre_ping=False,
+                        pool_reset_on_return=None,
+                        **({} if sqlite else {"pool_size": 2, "max_overflow": 8}),
+                    )
+                    if sqlite:
+                        configure_sqlite(engine)
+                    self.engine = engine
+        return self.engine
+
+    def close_all(self) -> None:
+        """Close the pool's connections (before the app's engine goes: tests, shutdown)."""
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
+
     def _nothing_new(self, environ: dict[str, Any], staff_page: bool, conversation_id: int) -> bool:
         revision = parse_qs(environ.get("QUERY_STRING", "")).get("rev", [""])[0]
         token = parse_cookie(environ).get(self.cookie)
         if not revision.isdigit() or not token or len(token) > 100:
             return False
         try:
-            if self.engine is None:
-                with self.app.app_context():
-                    self.engine = db.engine
-            with self.engine.connect() as connection:
+            with self._engine().connect() as connection:
                 row = connection.execute(
                     self.statement, {"session_id": _hash(token), "conversation_id": conversation_id}
                 ).first()
