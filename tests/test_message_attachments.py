@@ -171,6 +171,7 @@ def test_a_file_that_is_not_a_clean_photo_or_pdf_is_refused_and_nothing_is_kept(
     response = send(client, gp, [("ok.jpg", jpeg()), (name, content)])
     assert response.status_code == 409
     assert message in response.get_data(as_text=True)
+    assert "Du hadde valgt 2 filer. Velg dem på nytt før du sender." in response.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Conversation)) == 0
     assert db.session.scalar(select(func.count()).select_from(Attachment)) == 0
     assert files_on_disk(app) == []

@@ -103,11 +103,7 @@ def choose_unit() -> Response:
 
 
 def _new_form_context(
-    patient: Person,
-    decision: policy.Decision,
-    choice: services.UnitChoice,
-    form: NewConversationForm,
-    error: str | None = None,
+    patient: Person, choice: services.UnitChoice, form: NewConversationForm, error: str | None = None
 ) -> dict:
     return {
         "active_tab": "messages",
@@ -148,7 +144,7 @@ def new(unit_id: int) -> Response:
             form.refers_to.data = str(saved.refers_to_id or "")
         if request.args.get("om", type=int):
             form.refers_to.data = str(request.args.get("om", type=int))
-        return htmx.render("messages/new.html", **_new_form_context(patient, decision, choice, form))
+        return htmx.render("messages/new.html", **_new_form_context(patient, choice, form))
     if "utkast" in request.form:  # "Lagre utkast" without JavaScript
         _save_new_draft(patient, unit_id)
         db.session.commit()
@@ -156,7 +152,7 @@ def new(unit_id: int) -> Response:
     if not choice.accepts:
         abort(404)
     if not form.validate_on_submit():
-        return htmx.render("messages/new.html", status=400, **_new_form_context(patient, decision, choice, form))
+        return htmx.render("messages/new.html", status=400, **_new_form_context(patient, choice, form))
     sent = send(
         lambda stored: services.start(
             current_user,
@@ -174,7 +170,7 @@ def new(unit_id: int) -> Response:
     )
     if isinstance(sent, Refused):
         return htmx.render(
-            "messages/new.html", status=409, **_new_form_context(patient, decision, choice, form, sent.message)
+            "messages/new.html", status=409, **_new_form_context(patient, choice, form, sent.message)
         )
     conversation = sent
     return htmx.redirect_to(url_for("messages.conversation", conversation_id=conversation.id, ok="sendt"))
