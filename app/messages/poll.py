@@ -17,20 +17,20 @@ audited), anything that fails here.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qs
 
 from flask import Flask
-from sqlalchemy import Engine, Select, bindparam, create_engine, exists, select
-from werkzeug.http import parse_cookie
+from sqlalchemy import DateTime, Engine, Select, bindparam, create_engine, exists, func, select
 
 from app import clock
 from app.access.policy import ACTING_FOR, poll_needs_nothing_more
-from app.auth.models import ServerSession, StaffMembership, User
+from app.auth.models import Role, ServerSession, StaffMembership, User
 from app.auth.sessions import _hash
 from app.db import configure_sqlite
 from app.messages.models import Conversation
@@ -40,15 +40,14 @@ log = logging.getLogger(__name__)
 
 
 def _statement() -> Select:
+    """The session (if not past its idle or absolute timeout), its account, the conversation's
+    owner and revision, and whether the account works in the conversation's unit."""
     member = exists().where(
         StaffMembership.user_id == User.id, StaffMembership.care_unit_id == Conversation.care_unit_id
     )
     return (
         select(
             ServerSession.data,
-            ServerSession.last_seen_at,
-            ServerSession.created_at,
-            ServerSession.authenticated_at,
             User.id,
             User.role,
             User.active,
@@ -59,8 +58,27 @@ def _statement() -> Select:
         )
         .join(User, User.id == ServerSession.user_id)
         .join(Conversation, Conversation.id == bindparam("conversation_id"))
-        .where(ServerSession.id == bindparam("session_id"))
+        .where(
+            ServerSession.id == bindparam("session_id"),
+            ServerSession.last_seen_at >= bindparam("idle_cutoff", type_=DateTime()),
+            func.coalesce(ServerSession.authenticated_at, ServerSession.created_at)
+            >= bindparam("absolute_cutoff", type_=DateTime()),
+        )
     )
+
+
+def _cookie(header: str, name: str) -> str | None:
+    """One cookie's value from the Cookie header (Varde's session token is URL-safe base64)."""
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value
+    return None
+
+
+def _revision(query: str) -> int | None:
+    key, sep, value = query.partition("=")
+    return int(value) if key == "rev" and sep and value.isdigit() and len(value) < 19 else None
 
 
 class FastPoll:
@@ -110,6 +128,7 @@ class FastPoll:
                     )
                     if sqlite:
                         configure_sqlite(engine)
+                    self.sql = self._prepared(engine)
                     self.engine = engine
         return self.engine
 
@@ -119,35 +138,55 @@ class FastPoll:
             self.engine.dispose()
             self.engine = None
 
+    def _prepared(self, engine: Engine) -> tuple[str, tuple[str, ...] | None]:
+        """The statement as SQL for this database, and its parameter order if positional."""
+        compiled = self.statement.compile(dialect=engine.dialect)
+        return str(compiled), tuple(compiled.positiontup) if compiled.positional else None
+
     def _nothing_new(self, environ: dict[str, Any], staff_page: bool, conversation_id: int) -> bool:
-        revision = parse_qs(environ.get("QUERY_STRING", "")).get("rev", [""])[0]
-        token = parse_cookie(environ).get(self.cookie)
-        if not revision.isdigit() or not token or len(token) > 100:
+        revision = _revision(environ.get("QUERY_STRING", ""))
+        token = _cookie(environ.get("HTTP_COOKIE", ""), self.cookie)
+        if revision is None or not token or len(token) > 100:
             return False
+        now = clock.utcnow().replace(tzinfo=None)  # stored as UTC without a zone
+        params = {
+            "session_id": _hash(token),
+            "conversation_id": conversation_id,
+            "idle_cutoff": now - self.idle,
+            "absolute_cutoff": now - self.absolute,
+        }
         try:
-            with self._engine().connect() as connection:
-                row = connection.execute(
-                    self.statement, {"session_id": _hash(token), "conversation_id": conversation_id}
-                ).first()
+            engine = self._engine()
+            sql, order = self.sql
+            if order is not None:  # SQLite: positional, and datetimes as it stores them
+                values = [params[name] for name in order]
+                values = [v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in values]
+            connection = engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(sql, values if order is not None else params)
+                row = cursor.fetchone()
+                cursor.close()
+            finally:
+                connection.close()
         except Exception:  # the whole way through Flask, which reports it properly
             log.exception("fast poll failed; handing the request to Flask")
             return False
         if row is None:
             return False
-        data, last_seen, created, authenticated, account_id, role, active, person_id, owner, current, member = row
-        now = clock.utcnow()
-        if last_seen + self.idle < now or (authenticated or created) + self.absolute < now:
-            return False
+        data, account_id, role, active, person_id, owner, current, member = row
+        if isinstance(data, str):
+            data = json.loads(data)
         data = data or {}
         if str(data.get("_user_id")) != str(account_id):
             return False
         allowed = poll_needs_nothing_more(
-            role=role,
-            active=active,
+            role=Role(role),
+            active=bool(active),
             person_id=person_id,
             acting_for=data.get(ACTING_FOR),
             conversation_person_id=owner,
             works_in_unit=bool(member),
             staff_page=staff_page,
         )
-        return allowed and current == int(revision)
+        return allowed and current == revision

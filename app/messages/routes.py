@@ -169,9 +169,7 @@ def new(unit_id: int) -> Response:
         limited=True,
     )
     if isinstance(sent, Refused):
-        return htmx.render(
-            "messages/new.html", status=409, **_new_form_context(patient, choice, form, sent.message)
-        )
+        return htmx.render("messages/new.html", status=409, **_new_form_context(patient, choice, form, sent.message))
     conversation = sent
     return htmx.redirect_to(url_for("messages.conversation", conversation_id=conversation.id, ok="sendt"))
 
