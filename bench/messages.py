@@ -8,7 +8,7 @@ All in one private PostgreSQL schema that looks like a region's: 15 care units t
    patient with 500 conversations over two years with eight units, each with a few messages, some
    with attachments; baseline: the overview ``GET /`` for the same logged-in patient (a small record
    and two coming times). Budget: list p99 <= 1.5 x overview p99.
-2. A staff inbox ``GET /ansatt/meldinger?enhet=<unit>&visning=ny`` (the oldest 25 new ones, a page) for a
+2. A staff inbox ``GET /ansatt/meldinger?enhet=<unit>&visning=ny`` (the oldest 20 new ones, a page) for a
    care unit with 10,000 open conversations (new, open and waiting mixed, from about 8,500 different
    patients) and 20,000 closed ones, as a clinician who is a member of that unit (and of one more);
    the page writes one audit row per patient listed, measured as it is. Baseline: the patient
@@ -99,7 +99,7 @@ UNIT_CLOSED = 20_000
 OTHER_CONVERSATIONS = 30_000  # the other units' (mostly closed)
 OTHERS = 30_000  # other patients, with accounts
 DAYS = 730  # two years
-LIST_PAGE, INBOX_PAGE = 20, 25
+LIST_PAGE, INBOX_PAGE = 20, 20
 SEED = 20261203
 SEQ_SCAN_ROWS = 1000  # a Seq Scan on a table larger than this is flagged
 
@@ -185,7 +185,7 @@ class World:
     poll_revision: int
     list_first: list[int]  # the 20 conversations the list must show, in order
     list_cursor: str  # "Vis eldre samtaler": after the 20th
-    inbox_first: list[int]  # the 25 the inbox's new view must show, in order
+    inbox_first: list[int]  # the 20 the inbox's new view must show, in order
     inbox_cursor: str  # "Vis flere": after the 50th
     rows: dict[str, int] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
@@ -621,7 +621,7 @@ def extra_pages(world: World) -> dict[str, Page]:
 
 def check_pages(port: int, world: World) -> None:
     """Each page answers as it should: the overview greets the patient, the list shows the expected 20
-    with more to come, the inbox the unit's 25 oldest new ones with more to come, the poll 204 (and the
+    with more to come, the inbox the unit's 20 oldest new ones with more to come, the poll 204 (and the
     thread when the revision is an older one)."""
     pages = pages_of(world)
     for name, page in pages.items():
@@ -1007,7 +1007,7 @@ def report(f: dict[str, Any]) -> tuple[str, str]:
             HEALTHZ: "Varde `/healthz` (Varde's stack, no session, no database; context)",
             OVERVIEW: "`/` (overview, the patient)",
             LIST: "`/meldinger` (the patient's 500 conversations, first 20)",
-            INBOX: "`/ansatt/meldinger?enhet=…&visning=ny` (10,000 open, first 25; 25 audit rows)",
+            INBOX: "`/ansatt/meldinger?enhet=…&visning=ny` (10,000 open, first 20; 20 audit rows)",
             POLL: "`/meldinger/<id>/nye?rev=<current>` + HX-Request (204)",
         }
         for name, label in labels.items():

@@ -21,7 +21,7 @@ from app.access import policy
 from app.db import db
 from app.messages import attachments, limits, present, services
 from app.messages.forms import NewConversationForm, ReplyForm
-from app.messages.models import TOPIC_LABELS, Attachment, Conversation
+from app.messages.models import Attachment, Conversation
 from app.people.models import Person
 from app.refusal import Refused
 from app.web import htmx
@@ -36,7 +36,8 @@ PAGE = 20
 def helpers() -> dict:
     return {
         "relative_words": lambda key: str(services.RELATIVE_WORDS.get(key or "", key or "")),
-        "topic_label": lambda topic: str(TOPIC_LABELS[topic]),
+        "topic_label": present.topic_label,
+        "row_words": present.row_words,
         "answer_due": services.answer_due,
         "max_chars": current_app.config["MESSAGE_MAX_CHARS"],
         "max_files": current_app.config["MESSAGE_MAX_ATTACHMENTS"],

@@ -492,7 +492,7 @@ _OLDEST_FIRST = {"ny", "mine"}  # queues: whoever has waited longest first
 
 
 def inbox(
-    unit_id: int, view: str, user: User, *, after: tuple[datetime, int] | None = None, limit: int = 25
+    unit_id: int, view: str, user: User, *, after: tuple[datetime, int] | None = None, limit: int = 20
 ) -> list[Conversation]:
     """One page of a unit's inbox view, ``limit`` + 1 rows (the extra says "more")."""
     # The people by primary key in a second query: joined into the page's query they can make the
@@ -524,18 +524,21 @@ COUNT_CAP = 1000
 def inbox_counts(unit_id: int, user: User) -> dict[str, int]:
     """How many are new in the unit, and how many of mine await an answer (capped: "999+")."""
 
-    def capped(*where: ColumnElement[bool]) -> int:
+    def capped(*where: ColumnElement[bool]):  # type: ignore[no-untyped-def]
         inner = select(Conversation.id).where(*where).limit(COUNT_CAP).subquery()
-        return db.session.scalar(select(func.count()).select_from(inner)) or 0
+        return select(func.count()).select_from(inner).scalar_subquery()
 
-    return {
-        "ny": capped(Conversation.care_unit_id == unit_id, Conversation.state == ConversationState.NEW),
-        "mine": capped(
-            Conversation.assigned_to_id == user.id,
-            Conversation.care_unit_id == unit_id,
-            Conversation.state == ConversationState.OPEN,
-        ),
-    }
+    new, mine = db.session.execute(
+        select(
+            capped(Conversation.care_unit_id == unit_id, Conversation.state == ConversationState.NEW),
+            capped(
+                Conversation.assigned_to_id == user.id,
+                Conversation.state == ConversationState.OPEN,
+                Conversation.care_unit_id == unit_id,
+            ),
+        )
+    ).one()
+    return {"ny": new or 0, "mine": mine or 0}
 
 
 # -- Drafts ------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from app.web import htmx
 from app.web.uploads import takes_files
 
 bp = Blueprint("messages_staff", __name__, url_prefix="/ansatt/meldinger")
-PAGE = 25
+PAGE = 20
 
 
 @bp.before_request
