@@ -518,11 +518,11 @@ def inbox(
     return list(db.session.scalars(query.limit(limit + 1)))
 
 
-COUNT_CAP = 1000
+COUNT_CAP = 100  # a badge says "99+" beyond: the count is for a glance, and costs what it shows
 
 
 def inbox_counts(unit_id: int, user: User) -> dict[str, int]:
-    """How many are new in the unit, and how many of mine await an answer (capped: "999+")."""
+    """How many are new in the unit, and how many of mine await an answer (capped: "99+")."""
 
     def capped(*where: ColumnElement[bool]):  # type: ignore[no-untyped-def]
         inner = select(Conversation.id).where(*where).limit(COUNT_CAP).subquery()
