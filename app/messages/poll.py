@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import DateTime, Engine, Select, bindparam, create_engine, exists, func, select
+from sqlalchemy import DateTime, Engine, Select, bindparam, create_engine, exists, false, func, select
 
 from app import clock
 from app.access.policy import ACTING_FOR, poll_needs_nothing_more
@@ -39,11 +39,13 @@ POLL_PATH = re.compile(r"^/(ansatt/)?meldinger/(\d{1,18})/nye$")
 log = logging.getLogger(__name__)
 
 
-def _statement() -> Select:
+def _statement(staff_page: bool) -> Select:
     """The session (if not past its idle or absolute timeout), its account, the conversation's
-    owner and revision, and whether the account works in the conversation's unit."""
-    member = exists().where(
-        StaffMembership.user_id == User.id, StaffMembership.care_unit_id == Conversation.care_unit_id
+    owner and revision, and (for the staff page) whether the account works in its unit."""
+    member = (
+        exists().where(StaffMembership.user_id == User.id, StaffMembership.care_unit_id == Conversation.care_unit_id)
+        if staff_page
+        else false()
     )
     return (
         select(
@@ -87,7 +89,7 @@ class FastPoll:
         self.app = app
         self.engine: Engine | None = None
         self.lock = threading.Lock()
-        self.statement = _statement()
+        self.statements = {page: _statement(page) for page in (False, True)}
         self.cookie = app.config["SESSION_COOKIE_NAME"]
         self.idle = app.config["SESSION_IDLE_TIMEOUT"]
         self.absolute = app.config["SESSION_ABSOLUTE_TIMEOUT"]
@@ -128,7 +130,7 @@ class FastPoll:
                     )
                     if sqlite:
                         configure_sqlite(engine)
-                    self.sql = self._prepared(engine)
+                    self.sql = {page: self._prepared(engine, page) for page in (False, True)}
                     self.engine = engine
         return self.engine
 
@@ -138,9 +140,9 @@ class FastPoll:
             self.engine.dispose()
             self.engine = None
 
-    def _prepared(self, engine: Engine) -> tuple[str, tuple[str, ...] | None]:
+    def _prepared(self, engine: Engine, staff_page: bool) -> tuple[str, tuple[str, ...] | None]:
         """The statement as SQL for this database, and its parameter order if positional."""
-        compiled = self.statement.compile(dialect=engine.dialect)
+        compiled = self.statements[staff_page].compile(dialect=engine.dialect)
         return str(compiled), tuple(compiled.positiontup) if compiled.positional else None
 
     def _nothing_new(self, environ: dict[str, Any], staff_page: bool, conversation_id: int) -> bool:
@@ -157,7 +159,7 @@ class FastPoll:
         }
         try:
             engine = self._engine()
-            sql, order = self.sql
+            sql, order = self.sql[staff_page]
             if order is not None:  # SQLite: positional, and datetimes as it stores them
                 values = [params[name] for name in order]
                 values = [v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in values]
