@@ -152,16 +152,33 @@ def test_a_pdf_is_accepted_and_downloads_as_pdf(client, login_as, kari, gp):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("bilde.jpg", b"<html><script>alert(1)</script></html>", "er verken et bilde (JPEG, PNG) eller en PDF"),
-        ("rapport.pdf", b"MZ\x90\x00" + b"\x00" * 200, "er verken et bilde (JPEG, PNG) eller en PDF"),
+        ("bilde.jpg", b"<html><script>alert(1)</script></html>", "er verken et bilde (JPEG, PNG, WebP) eller en PDF"),
+        ("rapport.pdf", b"MZ\x90\x00" + b"\x00" * 200, "er verken et bilde (JPEG, PNG, WebP) eller en PDF"),
         ("tom.png", b"", "er tom"),
         ("skadet.pdf", b"%PDF-1.4\nthis is not a pdf", "ser ut som en PDF, men kan ikke leses"),
         (
             "skript.pdf",
             pdf(extra=b"<< /S /JavaScript /JS (app.alert(1)) >>", catalog_extra=b"/OpenAction 4 0 R "),
-            "inneholder skript eller innebygde filer",
+            "inneholder skript, handlinger eller innebygde filer",
         ),
-        ("animasjon.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "er verken et bilde (JPEG, PNG) eller en PDF"),
+        ("animasjon.gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", "er verken et bilde (JPEG, PNG, WebP) eller en PDF"),
+        # Actions a reader runs by itself, however they are written: on a page, in a link, as hex,
+        # with #-escaped names.
+        (
+            "side.pdf",
+            pdf(extra=b"<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] /A << /S /Launch /F (cmd.exe) >> >>"),
+            "inneholder skript, handlinger eller innebygde filer",
+        ),
+        (
+            "hex.pdf",
+            pdf(extra=b"<< /O << /S /JavaScript /JS <6170702e616c657274283129> >> >>"),
+            "inneholder skript, handlinger eller innebygde filer",
+        ),
+        (
+            "escaped.pdf",
+            pdf(extra=b"<< /S /Java#53cript /J#53 (app.alert(1)) >>"),
+            "inneholder skript, handlinger eller innebygde filer",
+        ),
     ],
 )
 def test_a_file_that_is_not_a_clean_photo_or_pdf_is_refused_and_nothing_is_kept(
@@ -175,6 +192,18 @@ def test_a_file_that_is_not_a_clean_photo_or_pdf_is_refused_and_nothing_is_kept(
     assert db.session.scalar(select(func.count()).select_from(Conversation)) == 0
     assert db.session.scalar(select(func.count()).select_from(Attachment)) == 0
     assert files_on_disk(app) == []
+
+
+def test_a_phone_photo_with_more_images_in_it_goes_as_a_jpeg(client, login_as, kari, gp):
+    """Phones write depth and gain maps as extra images in the JPEG (MPO)."""
+    out = io.BytesIO()
+    first, second = Image.new("RGB", (400, 300), (10, 120, 10)), Image.new("RGB", (400, 300), (0, 0, 0))
+    first.save(out, "MPO", save_all=True, append_images=[second])
+    login_as(kari)
+    assert send(client, gp, [("IMG_0001.JPG", out.getvalue())]).status_code == 303
+    attachment = db.session.scalars(select(Attachment)).one()
+    assert (attachment.content_type, attachment.filename) == ("image/jpeg", "IMG_0001.jpg")
+    assert attachment.preview_name is not None
 
 
 def test_size_and_count_limits_say_so(app, client, login_as, kari, gp):

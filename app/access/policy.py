@@ -462,11 +462,18 @@ def _conversation_allowed(decision: Decision | None, patient_id: int, unit_id: i
 
 
 def check_messages(
-    viewer: User, patient: Person, conversation: Conversation | None = None, *, action: str = "list"
+    viewer: User,
+    patient: Person,
+    conversation: Conversation | None = None,
+    *,
+    action: str = "list",
+    audited: bool = True,
 ) -> Decision:
     """Allow or 404 for the patient's conversations as a whole (``conversation`` None: the list,
     writing a new one) or one of them; audited either way, like ``check``. Staff with no
-    conversation given are refused: they reach a patient's messages one conversation at a time."""
+    conversation given are refused: they reach a patient's messages one conversation at a time.
+    ``audited`` False is for what reads nothing of the patient's (saving one's own draft, or a
+    check the caller audits itself): an allowed one writes no row; a denial always does."""
     decision = _decide_messages(viewer, patient)
     if decision is not None and conversation is None and viewer.role is not Role.PATIENT:
         decision = None
@@ -474,6 +481,8 @@ def check_messages(
         decision, conversation.person_id, conversation.care_unit_id, patient
     ):
         decision = None
+    if decision is not None and not audited:
+        return decision
     audit(
         f"{action}_conversation" if conversation is not None else f"{action}_conversations",
         actor_user_id=viewer.id,
@@ -494,7 +503,7 @@ def check_messages(
 
 
 def load_conversation(
-    viewer: User, patient: Person | None, conversation_id: int, action: str
+    viewer: User, patient: Person | None, conversation_id: int, action: str, *, audited: bool = True
 ) -> tuple[Conversation, Decision]:
     """The conversation with this id, if the viewer may reach it: in ``patient``'s record for the
     patient's side; for staff (``patient`` None) in one of their units. Else 404, audited."""
@@ -512,12 +521,12 @@ def load_conversation(
             db.session.commit()
             abort(404)
         not_found(viewer, subject, f"{action}_conversation", "conversation", conversation_id)
-    return conversation, check_messages(viewer, subject, conversation, action=action)
+    return conversation, check_messages(viewer, subject, conversation, action=action, audited=audited)
 
 
 def load_attachment(viewer: User, patient: Person | None, conversation_id: int, attachment_id: int) -> Attachment:
     """A file sent in a conversation the viewer may read (the read is audited against the file)."""
-    conversation, _decision = load_conversation(viewer, patient, conversation_id, "download")
+    conversation, _decision = load_conversation(viewer, patient, conversation_id, "download", audited=False)
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None or attachment.message.conversation_id != conversation.id:
         not_found(viewer, conversation.person, "download_attachment", "attachment", attachment_id)
@@ -531,6 +540,7 @@ def load_attachment(viewer: User, patient: Person | None, conversation_id: int, 
         basis=_decision.basis,
         organisation_id=None if _decision.is_patient else conversation.organisation_id,
     )
+    g.audit_pending = True
     return attachment
 
 

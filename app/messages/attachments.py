@@ -1,9 +1,11 @@
 """Photos and PDFs sent with messages: checked by their content, stored outside the web root.
 
 What a file is comes from its bytes, never its name: Pillow decodes an image (JPEG, PNG, WebP) or
-pypdf parses a PDF, and anything else is refused. A PDF that is encrypted or carries JavaScript
-is refused too. Each image also gets a preview re-encoded from its pixels (no metadata, no
-trailing bytes), the only form shown inline; every original is served as a download.
+pypdf parses a PDF, and anything else is refused. A PDF that is encrypted, or where any object
+holds a script, an automatic or launching action, a form submission or an embedded file, is
+refused too (every object is looked at, those in compressed object streams included). Each image
+also gets a preview re-encoded from its pixels (no metadata, no trailing bytes), the only form
+shown inline; every original is served as a download.
 
 Files are written to a temporary name and moved into place before the database row commits;
 ``Stored.discard`` removes them again when the transaction does not commit, so a failed send
@@ -25,15 +27,28 @@ from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, JpegImagePlugin, MpoImagePlugin, PngImagePlugin, WebPImagePlugin
 
-IMAGE_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# MPO: a JPEG with more images in it (phones' depth and gain maps); it is sent on as the JPEG it is.
+IMAGE_TYPES = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 PDF_TYPE = "application/pdf"
 ACCEPT = "image/jpeg,image/png,image/webp,application/pdf"
 PREVIEW_PIXELS = 1600  # longest side of the inline preview
 MAX_PIXELS = 50_000_000  # larger images are refused (a decompression bomb costs memory, not bytes)
+# Only these decoders ever see a sender's bytes (importing them registers them with Pillow; the
+# JPEG opener hands an MPO on to its plugin).
+_DECODERS = (JpegImagePlugin, MpoImagePlugin, PngImagePlugin, WebPImagePlugin)
+_OPENERS = ["JPEG", "PNG", "WEBP"]
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", PDF_TYPE: "pdf"}
-_PDF_ACTIVE = ("/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/EmbeddedFiles")
+# Anything in a PDF that makes a reader do something by itself: scripts, actions on opening a
+# document or page, launching programs, submitting forms, embedded files and media.
+_PDF_ACTIVE_KEYS = frozenset(
+    {"/JS", "/JavaScript", "/AA", "/OpenAction", "/Launch", "/EmbeddedFiles", "/EmbeddedFile", "/RichMedia", "/XFA"}
+)
+_PDF_ACTIVE_ACTIONS = frozenset(
+    {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE", "/RichMediaExecute", "/Rendition"}
+)
+_PDF_MAX_OBJECTS = 50_000
 
 
 class Rejected(ValueError):
@@ -87,7 +102,7 @@ def check(filename: str | None, data: bytes) -> Checked:
 
 def _not_supported(shown: str) -> Rejected:
     return Rejected(
-        _("«%(name)s» er verken et bilde (JPEG, PNG) eller en PDF. Send bilder eller PDF-filer.", name=shown)
+        _("«%(name)s» er verken et bilde (JPEG, PNG, WebP) eller en PDF. Send bilder eller PDF-filer.", name=shown)
     )
 
 
@@ -95,14 +110,14 @@ def _check_image(data: bytes, shown: str) -> tuple[str, bytes]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
+            with Image.open(io.BytesIO(data), formats=_OPENERS) as probe:
                 kind = probe.format
                 if kind not in IMAGE_TYPES:
                     raise _not_supported(shown)
                 if probe.width * probe.height > MAX_PIXELS:
                     raise Rejected(_("«%(name)s» har for mange bildepunkter.", name=shown))
                 probe.verify()
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=_OPENERS) as image:
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 image.thumbnail((PREVIEW_PIXELS, PREVIEW_PIXELS))
@@ -113,36 +128,55 @@ def _check_image(data: bytes, shown: str) -> tuple[str, bytes]:
                     image.convert("RGB").save(out, "JPEG", quality=85, optimize=True)
     except Rejected:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Exception:  # anything Pillow raises on these bytes: they are not an image it can show
         raise _not_supported(shown) from None
     return IMAGE_TYPES[kind], out.getvalue()
 
 
 def _check_pdf(data: bytes, shown: str) -> None:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
+    unreadable = Rejected(_("«%(name)s» ser ut som en PDF, men kan ikke leses.", name=shown))
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
             raise Rejected(_("«%(name)s» er passordbeskyttet. Send den uten passord.", name=shown))
-        pages = len(reader.pages)
-        root = reader.trailer["/Root"].get_object()
-        names = root.get("/Names")
-        names = names.get_object() if names is not None else {}
-        active = any(key in root for key in ("/OpenAction", "/AA")) or any(
-            key in names for key in ("/JavaScript", "/EmbeddedFiles")
+        if len(reader.pages) == 0:
+            raise unreadable
+        # Every object in the file, those packed in object streams too (names are compared as
+        # pypdf decodes them, so #-escapes do not hide anything).
+        numbers = {(num, gen) for gen, entries in reader.xref.items() for num in entries}
+        numbers |= {(num, 0) for num in reader.xref_objStm}
+        if len(numbers) > _PDF_MAX_OBJECTS:
+            raise unreadable
+        active = any(
+            _pdf_active(reader.get_object(IndirectObject(num, gen, reader)), DictionaryObject, ArrayObject)
+            for num, gen in numbers
         )
     except Rejected:
         raise
-    except (PyPdfError, KeyError, ValueError, TypeError, AttributeError, OSError, RecursionError):
-        raise Rejected(_("«%(name)s» ser ut som en PDF, men kan ikke leses.", name=shown)) from None
-    if pages == 0:
-        raise Rejected(_("«%(name)s» ser ut som en PDF, men kan ikke leses.", name=shown))
-    if active or any(
-        marker.encode() + b" " in data or marker.encode() + b"(" in data for marker in ("/JavaScript", "/JS")
-    ):
-        raise Rejected(_("«%(name)s» inneholder skript eller innebygde filer, og kan ikke sendes.", name=shown))
+    except Exception:  # whatever pypdf raises on a broken file: it is not a PDF we can pass on
+        raise unreadable from None
+    if active:
+        raise Rejected(
+            _("«%(name)s» inneholder skript, handlinger eller innebygde filer, og kan ikke sendes.", name=shown)
+        )
+
+
+def _pdf_active(obj: object, dictionary: type, array: type, depth: int = 0) -> bool:
+    """Does this object (a dictionary, an array, their direct children) make a reader act?"""
+    if depth > 8:
+        return False
+    if isinstance(obj, dictionary):
+        if any(str(key) in _PDF_ACTIVE_KEYS for key in obj):
+            return True
+        if str(obj.get("/S", "")) in _PDF_ACTIVE_ACTIONS:
+            return True
+        return any(_pdf_active(value, dictionary, array, depth + 1) for value in obj.values())
+    if isinstance(obj, array):
+        return any(_pdf_active(value, dictionary, array, depth + 1) for value in obj)
+    return False
 
 
 def root() -> Path:
@@ -161,11 +195,15 @@ def _write(data: bytes, stored: Stored) -> str:
     target = path_of(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{name}.part")
-    with open(temporary, "xb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, target)
+    try:
+        with open(temporary, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     stored.names.append(name)
     return name
 

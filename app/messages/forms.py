@@ -18,6 +18,7 @@ from wtforms import (
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.widgets import HiddenInput
 
 from app.messages.models import TOPIC_LABELS, Topic
 from app.messages.services import Upload
@@ -61,6 +62,8 @@ class ReplyForm(_WithFiles):
 
 class StaffReplyForm(ReplyForm):
     close = BooleanField(_l("Avslutt samtalen med dette svaret"))
+    # The last message the page showed: an answer is refused if the patient wrote after it.
+    seen = IntegerField(widget=HiddenInput(), validators=[Optional()])
 
 
 class TopicField(RadioField):

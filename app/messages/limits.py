@@ -12,6 +12,10 @@ from limits.strategies import FixedWindowRateLimiter
 from app.refusal import Refused
 
 
+class LimitReached(Refused):
+    """The account has sent its share for now."""
+
+
 def _limiter() -> FixedWindowRateLimiter:
     limiter = current_app.extensions.get("varde.message_limiter")
     if limiter is None:
@@ -21,10 +25,12 @@ def _limiter() -> FixedWindowRateLimiter:
 
 
 def take(account_id: int) -> None:
-    """Count one message; Refused (and nothing counted) when the account has sent its share."""
+    """Count one message; LimitReached when the account has sent its share (an attempt over the
+    share counts too, until the window ends). Counts live in the `limits` storage: per process
+    in memory, or shared on Redis (as the login limits)."""
     item = parse(current_app.config["MESSAGE_LIMIT_PER_ACCOUNT"])
     if not _limiter().hit(item, "varde-messages", str(account_id)):
-        raise Refused(
+        raise LimitReached(
             _("Du har sendt mange meldinger på kort tid. Vent litt før du sender flere, eller ring behandlingsstedet.")
         )
 

@@ -121,8 +121,11 @@ class FastPoll:
                 if self.engine is None:
                     url = self.app.config["SQLALCHEMY_DATABASE_URI"]
                     sqlite = url.startswith("sqlite")
+                    # The app's own connection settings (TLS and the like) apply here too.
+                    connect_args = self.app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}).get("connect_args", {})
                     engine = create_engine(
                         url,
+                        connect_args=connect_args,
                         isolation_level="AUTOCOMMIT",
                         pool_pre_ping=False,
                         pool_reset_on_return=None,

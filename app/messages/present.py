@@ -1,6 +1,6 @@
 """How conversations and messages read: their states, topics and short times ("i dag kl. 14:32").
 
-An inbox page shows 25 rows with a handful of phrases each; the phrases are looked up once per
+An inbox page shows 20 rows with a handful of phrases each; the phrases are looked up once per
 request (``_words``) and filled in with ``%``, not translated again for every row.
 """
 

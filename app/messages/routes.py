@@ -14,6 +14,7 @@ from typing import TypeVar
 from flask import Blueprint, Response, abort, current_app, request, send_file, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.exceptions import NotFound
 from wtforms.fields.choices import SelectChoice
 
 from app import clock
@@ -28,6 +29,7 @@ from app.web import htmx
 from app.web.uploads import takes_files
 
 bp = Blueprint("messages", __name__, url_prefix="/meldinger")
+STOP_POLLING = 286  # htmx stops an every-N-seconds poll on this status
 T = TypeVar("T")
 PAGE = 20
 
@@ -60,10 +62,15 @@ def _patient() -> Person:
 
 def _cursor() -> tuple[datetime, int] | None:
     """The keyset cursor of "Vis eldre samtaler": ``<iso time>_<id>``."""
-    raw = request.args.get("for", "")
+    return parse_cursor(request.args.get("for", ""))
+
+
+def parse_cursor(raw: str) -> tuple[datetime, int] | None:
+    """``<ISO time with zone>_<id>`` as a keyset position; None for anything else (the first page)."""
     when, _sep, ident = raw.partition("_")
     try:
-        return datetime.fromisoformat(when), int(ident)
+        moment = datetime.fromisoformat(when)
+        return (moment, int(ident)) if moment.tzinfo is not None else None
     except ValueError:
         return None
 
@@ -112,14 +119,7 @@ def _new_form_context(
         "choice": choice,
         "form": form,
         "error": error,
-        "errors": form_errors(form),
     }
-
-
-def form_errors(form: object) -> list[tuple[str, str]]:
-    from app.web.templating import form_errors as collect
-
-    return collect([form])  # type: ignore[list-item]
 
 
 @bp.route("/ny/<int:unit_id>", methods=["GET", "POST"])
@@ -132,7 +132,7 @@ def new(unit_id: int) -> Response:
     if choice is None:
         abort(404)
     form = NewConversationForm()
-    earlier = services.earlier_conversations(patient, decision)
+    earlier = services.earlier_conversations(patient, decision, unit_id)
     form.refers_to.choices = [SelectChoice("", _("Nei, dette er en ny sak"))] + [
         SelectChoice(str(c.id), f"{c.subject} ({c.care_unit.name})") for c in earlier
     ]
@@ -218,11 +218,17 @@ def _save_new_draft(patient: Person, unit_id: int) -> None:
 def save_draft(scope: int) -> Response:
     """Autosave while writing (htmx, a second after typing stops, and when the field is left)."""
     patient = _patient()
+    body = request.form.get("body")
+    # Saving one's own text reads nothing of the patient's: allowed, it writes no audit row.
     if scope:
-        policy.load_conversation(current_user, patient, scope, "draft")
-        services.save_draft(current_user, patient, scope, body=request.form.get("body"))
+        policy.load_conversation(current_user, patient, scope, "draft", audited=False)
     else:
-        policy.check_messages(current_user, patient, action="draft")
+        policy.check_messages(current_user, patient, action="draft", audited=False)
+    if services.just_sent(current_user, patient, scope, body):
+        return Response(status=204)
+    if scope:
+        services.save_draft(current_user, patient, scope, body=body)
+    else:
         _save_new_draft(patient, request.form.get("unit", type=int) or 0)
     db.session.commit()
     return htmx.render("messages/_draft_saved.html", "messages/_draft_saved.html", saved_at=clock.utcnow())
@@ -240,7 +246,6 @@ def _conversation_context(
         "inbox": db.session.get(services.MessageInbox, conversation.care_unit_id),
         "form": form,
         "error": error,
-        "errors": form_errors(form) if form is not None else [],
         "notice": request.args.get("ok"),
         "staff_view": False,
     }
@@ -284,7 +289,8 @@ def conversation(conversation_id: int) -> Response:
         limited=True,
     )
     if isinstance(sent, Refused):
-        if conversation.is_closed:
+        conversation, decision = policy.load_conversation(current_user, patient, conversation_id, "read")
+        if conversation.is_closed and not isinstance(sent, limits.LimitReached):
             # Closed while they wrote: keep the text as the draft of a new message about this.
             services.carry_to_new(current_user, patient, conversation, form.body.data)
             db.session.commit()
@@ -308,7 +314,10 @@ def poll(conversation_id: int) -> Response:
     (a read: audited, and marked seen). Not counted as the user being active."""
     session.passive = True  # type: ignore[attr-defined]
     patient = _patient()
-    revision = policy.conversation_revision(current_user, patient, conversation_id)
+    try:
+        revision = policy.conversation_revision(current_user, patient, conversation_id)
+    except NotFound:
+        return Response(status=STOP_POLLING)  # no longer theirs to see (audited): stop asking
     if revision == request.args.get("rev", type=int):
         return Response(status=204)
     conversation, decision = policy.load_conversation(current_user, patient, conversation_id, "read")

@@ -46,6 +46,7 @@ RELATION_WORDS = {
     "follow_up": _l("Du følges opp her"),
     "appointment": _l("Du har en time her"),
     "visit": _l("Du har vært her"),
+    "conversation": _l("Du har skrevet med dem"),
 }
 _RELATION_ORDER = list(RELATION_WORDS)
 # What a relative is to the patient, shown with what they wrote.
@@ -80,7 +81,8 @@ class Upload:
 
 def units_for(patient: Person, now: datetime | None = None) -> list[UnitChoice]:
     """Every care unit the patient has a relation to: their GP office, a referral or follow-up, a
-    time there (upcoming, or within MESSAGE_RELATION_MONTHS), or a visit there in that time."""
+    time there (upcoming, or within MESSAGE_RELATION_MONTHS), a visit there in that time, or a
+    conversation with it in that time."""
     now = now or clock.utcnow()
     since = now - timedelta(days=31 * current_app.config["MESSAGE_RELATION_MONTHS"])
     today = clock.today_in_norway()
@@ -126,6 +128,12 @@ def units_for(patient: Person, now: datetime | None = None) -> list[UnitChoice]:
             select(CareUnit.id).where(tuple_(CareUnit.organisation_id, CareUnit.name).in_(visits))
         ):
             note(unit_id, "visit")
+    for (unit_id,) in db.session.execute(
+        select(Conversation.care_unit_id)
+        .where(Conversation.person_id == patient.id, Conversation.last_message_at >= since)
+        .distinct()
+    ):
+        note(unit_id, "conversation")
     if not found:
         return []
     rows = db.session.execute(
@@ -186,9 +194,21 @@ def conversations(
     return list(db.session.scalars(query))
 
 
-def earlier_conversations(patient: Person, decision: Decision, exclude: int | None = None) -> list[Conversation]:
-    """What a new conversation may refer to: the patient's earlier ones, newest first."""
-    return [c for c in conversations(patient, decision, limit=50)[:50] if c.id != exclude]
+def earlier_conversations(patient: Person, decision: Decision, unit_id: int) -> list[Conversation]:
+    """What a new conversation to a unit may refer to: the patient's earlier ones with that unit,
+    newest first (the team reads what it refers to; another unit's is not theirs to read)."""
+    return list(
+        db.session.scalars(
+            select(Conversation)
+            .where(
+                Conversation.person_id == patient.id,
+                Conversation.care_unit_id == unit_id,
+                conversation_scope(decision),
+            )
+            .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+            .limit(50)
+        )
+    )
 
 
 def with_messages(conversation: Conversation) -> list[Message]:
@@ -200,14 +220,6 @@ def with_messages(conversation: Conversation) -> list[Message]:
             .order_by(Message.id)
         )
     )
-
-
-def revision_of(conversation_id: int) -> tuple[int, int] | None:
-    """(patient id, revision) of a conversation, or None: all a poll reads when nothing is new."""
-    row = db.session.execute(
-        select(Conversation.person_id, Conversation.revision).where(Conversation.id == conversation_id)
-    ).first()
-    return None if row is None else (row[0], row[1])
 
 
 def _bump(conversation: Conversation, **values: object) -> None:
@@ -229,7 +241,14 @@ def _at_least(column: InstrumentedAttribute[int], value: int) -> ColumnElement[i
 def _lock(conversation: Conversation) -> None:
     """Read the conversation again, locked until commit (PostgreSQL), so writers to one
     conversation take turns and each decides on what the one before it left."""
-    db.session.refresh(conversation, with_for_update=True)
+    db.session.execute(
+        select(Conversation)
+        .where(Conversation.id == conversation.id)
+        # Only the conversation's row (not the care unit it is joined with), and FOR NO KEY
+        # UPDATE: new conversations and messages that point at it are not held up.
+        .with_for_update(of=Conversation, key_share=True)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def seen_by_patient(conversation: Conversation) -> None:
@@ -343,8 +362,8 @@ def start(
     refers_to = None
     if refers_to_id:
         refers_to = db.session.get(Conversation, refers_to_id)
-        if refers_to is None or refers_to.person_id != patient.id:
-            raise Refused(_("Velg en av dine tidligere samtaler, eller ingen."))
+        if refers_to is None or refers_to.person_id != patient.id or refers_to.care_unit_id != choice.unit.id:
+            raise Refused(_("Velg en av dine tidligere samtaler med dette stedet, eller ingen."))
     files = _check_files(uploads)
     now = clock.utcnow()
     conversation = Conversation(
@@ -395,20 +414,37 @@ def reply_as_patient(
         last_message_at=message.created_at,
         last_message_id=message.id,
         patient_seen_message_id=message.id,
-        waiting_since=func.coalesce(Conversation.waiting_since, message.created_at),
+        waiting_since=conversation.waiting_since or message.created_at,  # the row is locked: read as is
     )
     discard_draft(viewer, patient, conversation.id)
     return message
 
 
+def _unseen_by_writer(conversation: Conversation, seen: int | None) -> None:
+    """Refuse when the patient wrote after the page the staff member answered from: an answer
+    must not mark a message read and answered that nobody on the team has seen."""
+    if seen is not None and conversation.last_message_id > seen:
+        raise Refused(
+            _("Pasienten har skrevet en ny melding mens du skrev. Les den før du sender; teksten din er beholdt.")
+        )
+
+
 def reply_as_staff(
-    viewer: User, conversation: Conversation, body: str, uploads: list[Upload], close: bool, stored: attachments.Stored
+    viewer: User,
+    conversation: Conversation,
+    body: str,
+    uploads: list[Upload],
+    close: bool,
+    stored: attachments.Stored,
+    seen: int | None = None,
 ) -> Message:
     """The team answers: the patient gets an event (and push) that a message arrived; the
-    conversation waits for the patient, or is closed with the answer."""
+    conversation waits for the patient, or is closed with the answer. ``seen``: the last message
+    the staff member's page showed."""
     _lock(conversation)
     if conversation.is_closed:
         raise Refused(_("Samtalen er avsluttet. Pasienten kan starte en ny."))
+    _unseen_by_writer(conversation, seen)
     text = _check_text(body)
     files = _check_files(uploads)
     message = _add_message(conversation, viewer, text, files, from_staff=True, relation=None, stored=stored)
@@ -446,10 +482,11 @@ def assign(conversation: Conversation, to: User | None) -> None:
     _bump(conversation, assigned_to_id=to.id if to is not None else None, state=state)
 
 
-def close(conversation: Conversation, by: User) -> None:
+def close(conversation: Conversation, by: User, seen: int | None = None) -> None:
     _lock(conversation)
     if conversation.is_closed:
         return
+    _unseen_by_writer(conversation, seen)
     _bump(
         conversation, state=ConversationState.CLOSED, closed_at=clock.utcnow(), closed_by_id=by.id, waiting_since=None
     )
@@ -552,6 +589,25 @@ def draft(viewer: User, patient: Person, scope: int) -> MessageDraft | None:
     )
 
 
+def just_sent(viewer: User, patient: Person, scope: int, body: str | None) -> bool:
+    """Is this the text the writer has just sent (an autosave that arrives after the send, as the
+    text box loses focus when Send is pressed)? Then it is not kept as a draft again."""
+    text = (body or "").replace("\r\n", "\n").strip()
+    if not text:
+        return False
+    recent = clock.utcnow() - timedelta(minutes=2)
+    query = (
+        select(Message.body)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.author_id == viewer.id, Conversation.person_id == patient.id, Message.created_at >= recent)
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if scope:
+        query = query.where(Message.conversation_id == scope)
+    return db.session.scalar(query) == text
+
+
 def save_draft(viewer: User, patient: Person, scope: int, **fields: object) -> None:
     """Keep what is being written (one row per writer, record and conversation; the last save wins)."""
     limit = current_app.config["MESSAGE_MAX_CHARS"]
@@ -575,6 +631,10 @@ def save_draft(viewer: User, patient: Person, scope: int, **fields: object) -> N
 def carry_to_new(viewer: User, patient: Person, conversation: Conversation, body: str | None) -> None:
     """A reply that could not be sent because the conversation was closed meanwhile becomes the
     draft of a new message to the same unit, about the same thing, referring to this one."""
+    earlier = draft(viewer, patient, 0)
+    if earlier is not None and (earlier.body or "").strip() and earlier.care_unit_id != conversation.care_unit_id:
+        return  # a draft to another unit is not overwritten; this text stays the conversation's draft
+    text = "\n\n".join(part for part in ((earlier.body or "").strip() if earlier else "", (body or "").strip()) if part)
     save_draft(
         viewer,
         patient,
@@ -582,7 +642,7 @@ def carry_to_new(viewer: User, patient: Person, conversation: Conversation, body
         care_unit_id=conversation.care_unit_id,
         topic=conversation.topic.value,
         subject=conversation.subject,
-        body=body,
+        body=text,
         refers_to_id=conversation.id,
     )
     discard_draft(viewer, patient, conversation.id)

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
+from werkzeug.exceptions import NotFound
 from wtforms.fields.choices import SelectChoice
 
 from app import clock
@@ -25,7 +26,7 @@ from app.db import db
 from app.messages import services
 from app.messages.forms import AssignForm, InboxSettingsForm, StaffReplyForm, TemplateForm
 from app.messages.models import Conversation, MessageInbox, MessageTemplate
-from app.messages.routes import form_errors, send, send_attachment
+from app.messages.routes import STOP_POLLING, parse_cursor, send, send_attachment
 from app.people.models import CareUnit
 from app.refusal import Refused
 from app.web import htmx
@@ -78,11 +79,7 @@ def _unit(units: list[CareUnit]) -> CareUnit:
 
 
 def _after() -> tuple[datetime, int] | None:
-    when, _sep, ident = request.args.get("etter", "").partition("_")
-    try:
-        return datetime.fromisoformat(when), int(ident)
-    except ValueError:
-        return None
+    return parse_cursor(request.args.get("etter", ""))
 
 
 @bp.route("")
@@ -150,7 +147,6 @@ def _context(conversation: Conversation, form: StaffReplyForm | None = None, err
         "assign_form": assign,
         "templates": services.templates_for(conversation.care_unit_id),
         "error": error,
-        "errors": form_errors(form) if form is not None else [],
         "notice": request.args.get("ok"),
         "staff_view": True,
         "unsent": unsent,
@@ -177,11 +173,13 @@ def reply(conversation_id: int) -> Response:
         return htmx.render("messages/staff/conversation.html", status=400, **_context(conversation, form))
     sent = send(
         lambda stored: services.reply_as_staff(
-            current_user, conversation, form.body.data, form.uploads(), form.close.data, stored
+            current_user, conversation, form.body.data, form.uploads(), form.close.data, stored, seen=form.seen.data
         ),
         limited=False,
     )
     if isinstance(sent, Refused):
+        conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
+        services.seen_by_team(conversation)  # the page now shows what the patient added
         return htmx.render("messages/staff/conversation.html", status=409, **_context(conversation, form, sent.message))
     ok = "avsluttet" if conversation.is_closed else "besvart"
     return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok=ok))
@@ -190,7 +188,9 @@ def reply(conversation_id: int) -> Response:
 @bp.route("/<int:conversation_id>/utkast", methods=["POST"])
 def save_draft(conversation_id: int) -> Response:
     """Autosave of the answer being written (so a template or a closed tab loses nothing)."""
-    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "draft")
+    conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "draft", audited=False)
+    if services.just_sent(current_user, conversation.person, conversation.id, request.form.get("body")):
+        return Response(status=204)
     services.save_draft(current_user, conversation.person, conversation.id, body=request.form.get("body"))
     db.session.commit()
     return htmx.render("messages/_draft_saved.html", "messages/_draft_saved.html", saved_at=clock.utcnow())
@@ -217,7 +217,15 @@ def assign(conversation_id: int) -> Response:
 @bp.route("/<int:conversation_id>/avslutt", methods=["POST"])
 def close(conversation_id: int) -> Response:
     conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "close")
-    services.close(conversation, current_user)
+    try:
+        services.close(conversation, current_user, seen=request.form.get("seen", type=int))
+    except Refused as refused:
+        db.session.rollback()
+        conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
+        services.seen_by_team(conversation)
+        return htmx.render(
+            "messages/staff/conversation.html", status=409, **_context(conversation, None, refused.message)
+        )
     db.session.commit()
     return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok="avsluttet"))
 
@@ -225,7 +233,10 @@ def close(conversation_id: int) -> Response:
 @bp.route("/<int:conversation_id>/nye")
 def poll(conversation_id: int) -> Response:
     session.passive = True  # type: ignore[attr-defined]
-    revision = policy.conversation_revision(current_user, None, conversation_id)
+    try:
+        revision = policy.conversation_revision(current_user, None, conversation_id)
+    except NotFound:
+        return Response(status=STOP_POLLING)
     if revision == request.args.get("rev", type=int):
         return Response(status=204)
     conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
@@ -259,7 +270,6 @@ def _settings_page(unit: CareUnit, units: list[CareUnit], settings_form=None, te
         settings_form=settings_form,
         template_form=template_form,
         templates=services.templates_for(unit.id),
-        errors=form_errors(settings_form) + form_errors(template_form),
         notice=request.args.get("ok"),
     )
 

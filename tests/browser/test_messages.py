@@ -411,7 +411,7 @@ def test_a_photo_and_a_pdf_go_along_and_a_fake_one_is_refused(page, live_server,
     page.get_by_role("button", name="Send meldingen").click()
     refused = page.get_by_role("alert").filter(has_text="bilde.jpg")
     expect(refused).to_have_text(
-        "«bilde.jpg» er verken et bilde (JPEG, PNG) eller en PDF. Send bilder eller PDF-filer."
+        "«bilde.jpg» er verken et bilde (JPEG, PNG, WebP) eller en PDF. Send bilder eller PDF-filer."
     )
     assert refused.evaluate("el => el === document.activeElement")
     assert count(Conversation) == 0 and count(Message) == 0 and stored_files(app) == []
