@@ -393,3 +393,14 @@ def test_a_hand_made_cursor_without_a_zone_gives_the_first_page(client, login_as
     login_as(kari)
     assert client.get("/meldinger?for=2026-01-01T00:00:00_5").status_code == 200
     assert client.get("/meldinger?for=not-a-time_x").status_code == 200
+
+
+def test_all_unanswered_shows_what_colleagues_hold_too(client, login_as, kari, per, gp, dr_aune, secretary):
+    a = factories.conversation(kari, kari.person, gp, subject="Hos Aune")
+    factories.conversation(per, per.person, gp, subject="Ingen har den")
+    login_as(dr_aune)
+    _post(client, f"/ansatt/meldinger/{a.id}/tildel", meg="1")
+    login_as(secretary)
+    assert "Hos Aune" not in client.get("/ansatt/meldinger?visning=ny").get_data(as_text=True)
+    everything = client.get("/ansatt/meldinger?visning=ubesvart").get_data(as_text=True)
+    assert "Hos Aune" in everything and "Ingen har den" in everything and "Hos Dr. Siri Aune" in everything

@@ -76,6 +76,15 @@ class Conversation(db.Model):
         Index("ix_conversation_person_last", "person_id", "last_message_at", "id"),
         # A unit's inbox views: new / waiting / closed, oldest waiting first.
         Index("ix_conversation_unit_state", "care_unit_id", "state", "last_message_at", "id"),
+        # "Ubesvart": all the unit owes an answer, oldest first.
+        Index(
+            "ix_conversation_unanswered",
+            "care_unit_id",
+            "last_message_at",
+            "id",
+            postgresql_where=text("state IN ('new', 'open')"),
+            sqlite_where=text("state IN ('new', 'open')"),
+        ),
         # "Mine": one's open conversations, oldest first.
         Index(
             "ix_conversation_mine",

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from flask import current_app, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, case, func, or_, select, true, tuple_, update
+from sqlalchemy import ColumnElement, case, func, or_, select, text, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
 
@@ -239,8 +239,16 @@ def _at_least(column: InstrumentedAttribute[int], value: int) -> ColumnElement[i
 
 
 def _lock(conversation: Conversation) -> None:
-    """Read the conversation again, locked until commit (PostgreSQL), so writers to one
-    conversation take turns and each decides on what the one before it left."""
+    """Read the conversation again, locked until commit, so writers to one conversation take
+    turns and each decides on what the one before it left. (SQLite has no row locks: a no-op
+    UPDATE first takes its one write lock, so the read that follows is already inside it.)"""
+    if db.engine.dialect.name == "sqlite":
+        db.session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation.id)
+            .values(revision=Conversation.revision)
+            .execution_options(synchronize_session=False)
+        )
     db.session.execute(
         select(Conversation)
         .where(Conversation.id == conversation.id)
@@ -518,14 +526,20 @@ def templates_for(unit_id: int) -> list[MessageTemplate]:
 
 # -- The staff inbox ---------------------------------------------------------------------------
 
-VIEWS = ("ny", "mine", "venter", "lukket")
+VIEWS = ("ny", "mine", "ubesvart", "venter", "lukket")
 _VIEW_STATES = {
     "ny": (ConversationState.NEW,),
+    # Everything the team owes an answer, whoever has it (someone away, or no longer here).
+    "ubesvart": (ConversationState.NEW, ConversationState.OPEN),
     "mine": (ConversationState.OPEN, ConversationState.NEW, ConversationState.WAITING),
     "venter": (ConversationState.WAITING,),
     "lukket": (ConversationState.CLOSED,),
 }
-_OLDEST_FIRST = {"ny", "mine"}  # queues: whoever has waited longest first
+_OLDEST_FIRST = {"ny", "mine", "ubesvart"}
+# The partial indexes' own predicates, written as they are (not as bound values), so that a plan
+# PostgreSQL prepares once can still tell the index applies.
+_UNANSWERED = text("conversation.state IN ('new', 'open')")
+_NOT_CLOSED = text("conversation.state <> 'closed'")  # queues: whoever has waited longest first
 
 
 def inbox(
@@ -536,11 +550,9 @@ def inbox(
     # planner read the whole person table before the LIMIT.
     query = select(Conversation).options(selectinload(Conversation.person), selectinload(Conversation.assigned_to))
     if view == "mine":  # the partial index ix_conversation_mine gives the order
-        query = query.where(
-            Conversation.assigned_to_id == user.id,
-            Conversation.state != ConversationState.CLOSED,
-            Conversation.care_unit_id == unit_id,
-        )
+        query = query.where(Conversation.assigned_to_id == user.id, _NOT_CLOSED, Conversation.care_unit_id == unit_id)
+    elif view == "ubesvart":  # the partial index ix_conversation_unanswered gives the order
+        query = query.where(Conversation.care_unit_id == unit_id, _UNANSWERED)
     else:
         query = query.where(Conversation.care_unit_id == unit_id, Conversation.state.in_(_VIEW_STATES[view]))
     key = tuple_(Conversation.last_message_at, Conversation.id)

@@ -49,6 +49,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_conversation'))
     )
     with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.create_index('ix_conversation_unanswered', ['care_unit_id', 'last_message_at', 'id'], unique=False, postgresql_where=sa.text("state IN ('new', 'open')"), sqlite_where=sa.text("state IN ('new', 'open')"))
         batch_op.create_index('ix_conversation_mine', ['assigned_to_id', 'last_message_at', 'id'], unique=False, postgresql_where=sa.text("state <> 'closed'"), sqlite_where=sa.text("state <> 'closed'"))
         batch_op.create_index('ix_conversation_person_last', ['person_id', 'last_message_at', 'id'], unique=False)
         batch_op.create_index('ix_conversation_unit_state', ['care_unit_id', 'state', 'last_message_at', 'id'], unique=False)
@@ -169,6 +170,7 @@ def downgrade():
     with op.batch_alter_table('conversation', schema=None) as batch_op:
         batch_op.drop_index('ix_conversation_unit_state')
         batch_op.drop_index('ix_conversation_person_last')
+        batch_op.drop_index('ix_conversation_unanswered', postgresql_where=sa.text("state IN ('new', 'open')"), sqlite_where=sa.text("state IN ('new', 'open')"))
         batch_op.drop_index('ix_conversation_mine', postgresql_where=sa.text("state <> 'closed'"), sqlite_where=sa.text("state <> 'closed'"))
 
     op.drop_table('conversation')
