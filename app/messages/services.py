@@ -582,7 +582,7 @@ def inbox_counts(unit_id: int, user: User) -> dict[str, int]:
             capped(Conversation.care_unit_id == unit_id, Conversation.state == ConversationState.NEW),
             capped(
                 Conversation.assigned_to_id == user.id,
-                Conversation.state == ConversationState.OPEN,
+                text("conversation.state = 'open'"),  # a literal, so ix_conversation_mine applies
                 Conversation.care_unit_id == unit_id,
             ),
         )
