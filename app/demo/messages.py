@@ -234,6 +234,9 @@ def build(rng: random.Random) -> None:
             .order_by(CareUnit.id)
         )
     )
+    # HER-ids, as the address register gives them: a GP list feed names the office by it.
+    for number, office in enumerate(offices, start=81000):
+        office.her_id = str(number)
     kari, ola, ingrid, per, nora = (
         person("Kari", "Nordmann"),
         person("Ola", "Nordmann"),

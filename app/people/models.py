@@ -51,6 +51,8 @@ class CareUnit(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The address register's id of the service (HER-id); FHIR sources name a GP office by it.
+    her_id: Mapped[str | None] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=now_default)
 
     organisation: Mapped[Organisation] = relationship(back_populates="care_units")

@@ -1,0 +1,96 @@
+"""A patient's GP office from ``Patient.generalPractitioner`` (the fastlege list, as a municipal or
+national source sends it with the patient).
+
+The office is found by the HER-id of the service (``urn:oid:2.16.578.1.12.4.1.2``, the address
+register's id, as the Norwegian base profile sends it) on one of Varde's care units, or — for a
+reference to an Organization in the bundle — by that organisation's number when it has exactly
+one care unit. The patient's GP relation (``people.UnitRelation``, kind GP) then points there:
+a patient has one GP office at a time. A GP Varde does not know is reported as a warning and
+changes nothing; it never refuses the bundle (the record in it is still worth keeping).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from app.db import db
+from app.fhir import mapping
+from app.fhir.validate import Issue
+from app.people.models import CareUnit, Organisation, UnitRelation, UnitRelationKind
+
+HER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.2"
+ORG_NUMBER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.4.101"
+
+
+def _unit_for(ref: dict[str, Any], resolver: mapping.Resolver) -> int | None:
+    identifiers = [ref.get("identifier")] if ref.get("identifier") else []
+    target = resolver.get(ref)
+    if target is not None:
+        identifiers += list(target.get("identifier") or [])
+    for identifier in identifiers:
+        system, value = identifier.get("system"), str(identifier.get("value") or "").strip()
+        if system == HER_SYSTEM and value:
+            unit_id = db.session.scalar(select(CareUnit.id).where(CareUnit.her_id == value))
+            if unit_id is not None:
+                return unit_id
+        if system == ORG_NUMBER_SYSTEM and value:
+            units = db.session.scalars(
+                select(CareUnit.id).join(Organisation).where(Organisation.org_number == value).limit(2)
+            ).all()
+            if len(units) == 1:
+                return units[0]
+    return None
+
+
+def prepare(
+    resources: list[dict[str, Any]], patients: dict[str, int], resolver: mapping.Resolver, warnings: list[Issue]
+) -> list[tuple[int, int]]:
+    """(person id, GP care unit id) for every Patient in the bundle that names a GP Varde knows."""
+    found: list[tuple[int, int]] = []
+    for resource in resources:
+        if resource["resourceType"] != "Patient" or not resource.get("generalPractitioner"):
+            continue
+        person_id = patients.get(f"Patient/{resource.get('id')}")
+        if person_id is None:
+            continue
+        unit_id = None
+        for ref in resource["generalPractitioner"]:
+            unit_id = _unit_for(ref, resolver)
+            if unit_id is not None:
+                break
+        if unit_id is None:
+            warnings.append(
+                Issue(
+                    "warning",
+                    "not-found",
+                    f"Patient/{resource.get('id')}: fastlegekontoret er ukjent for Varde (HER-id eller "
+                    "organisasjonsnummer). Pasientens fastlege er ikke endret.",
+                    ["Patient.generalPractitioner"],
+                )
+            )
+            continue
+        found.append((person_id, unit_id))
+    return found
+
+
+def apply(pairs: list[tuple[int, int]]) -> None:
+    """Point each patient's GP relation at the office the source names (and at no other)."""
+    for person_id, unit_id in pairs:
+        db.session.execute(
+            delete(UnitRelation).where(
+                UnitRelation.person_id == person_id,
+                UnitRelation.kind == UnitRelationKind.GP,
+                UnitRelation.care_unit_id != unit_id,
+            )
+        )
+        exists = db.session.scalar(
+            select(UnitRelation.id).where(
+                UnitRelation.person_id == person_id,
+                UnitRelation.kind == UnitRelationKind.GP,
+                UnitRelation.care_unit_id == unit_id,
+            )
+        )
+        if exists is None:
+            db.session.add(UnitRelation(person_id=person_id, care_unit_id=unit_id, kind=UnitRelationKind.GP))
