@@ -12,7 +12,8 @@
 5. Appointment (and Schedule) resources become the patient's times instead (``appointments``), in
    the same transaction and under the same rules: checked before anything is written, keyed on
    source system + id, news announced by an event.
-6. A Patient's ``generalPractitioner`` sets their GP office (``gp``), which they may write to.
+6. A Patient's ``generalPractitioner`` sets their GP office, and a ServiceRequest (a referral) to
+   one of Varde's care units adds or ends a referral relation (``relations``): whom they may write to.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from app import clock
 from app.access.services import audit
 from app.db import UTCDateTime, db
-from app.fhir import appointments, gp, mapping
+from app.fhir import appointments, mapping, relations
 from app.fhir.validate import BundleRefused, Issue, check_bundle, parse_json, validate_entries
 from app.notify import events
 from app.people.models import Person, PersonIdentifier
@@ -288,7 +289,10 @@ def _store(
     booking = appointments.prepare(
         calendar, resolver, lambda ref: _resolve_patient(ref, patients, client), client, now, result, errors
     )
-    gp_offices = gp.prepare(resources, patients, resolver, result.warnings)
+    gp_offices = relations.prepare(resources, patients, resolver, result.warnings)
+    referrals = relations.prepare_referrals(
+        resources, lambda ref: _resolve_patient(ref, patients, client), resolver, client, result.warnings
+    )
     if errors:
         raise BundleRefused(422, errors)
 
@@ -428,7 +432,7 @@ def _store(
         ]
     )
     appointments.apply(booking, client, now, event_horizon, result)
-    gp.apply(gp_offices)
+    relations.apply(gp_offices, referrals)
 
 
 def _insert_new(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.db import db
-from app.fhir.gp import HER_SYSTEM, ORG_NUMBER_SYSTEM
 from app.fhir.ingest import import_bundle
+from app.fhir.relations import HER_SYSTEM, ORG_NUMBER_SYSTEM
 from app.messages import services
 from app.people.models import UnitRelation, UnitRelationKind
 from app.people.nin import SYSTEM_FNR
@@ -86,3 +86,46 @@ def test_an_unknown_gp_is_a_warning_and_changes_nothing(kari):
     assert [w.code for w in result.warnings] == ["not-found"]
     assert "fastlegekontoret er ukjent" in result.warnings[0].diagnostics
     assert _gp_units(kari.person) == [lade.id]
+
+
+def _referral(person, status: str, performer: dict, rid: str = "henv-1") -> dict:
+    return {
+        "resourceType": "ServiceRequest",
+        "id": rid,
+        "status": status,
+        "intent": "order",
+        "category": [{"text": "Henvisning"}],
+        "code": {"text": "Utredning for hjertebank"},
+        "subject": {"reference": "Patient/pas-1"},
+        "performer": [performer],
+    }
+
+
+def _referral_units(person) -> list[int]:  # type: ignore[no-untyped-def]
+    return db.session.scalars(
+        select(UnitRelation.care_unit_id).where(
+            UnitRelation.person_id == person.id, UnitRelation.kind == UnitRelationKind.REFERRAL
+        )
+    ).all()
+
+
+def test_an_active_referral_lets_the_patient_write_and_ends_with_it(kari, org):
+    source = factories.fhir_client(org, "stolav-dips")[0]
+    unit = org.care_units[0]  # "Medisinsk poliklinikk", named by the HealthcareService
+    service = {"resourceType": "HealthcareService", "id": "medpol", "name": "Medisinsk poliklinikk"}
+    active = _referral(kari.person, "active", {"reference": "HealthcareService/medpol"})
+    result = import_bundle(_bundle(kari.person, extra=(service, active)), source)
+    assert not result.warnings
+    assert _referral_units(kari.person) == [unit.id]
+    assert [c.relation for c in services.units_for(kari.person) if c.unit.id == unit.id] == ["referral"]
+    done = _referral(kari.person, "completed", {"reference": "HealthcareService/medpol"})
+    import_bundle(_bundle(kari.person, extra=(service, done)), source)
+    assert _referral_units(kari.person) == []
+
+
+def test_a_referral_to_a_unit_varde_does_not_know_is_a_warning(kari, org):
+    source = factories.fhir_client(org, "stolav-dips")[0]
+    referral = _referral(kari.person, "active", {"display": "Ukjent poliklinikk"})
+    result = import_bundle(_bundle(kari.person, extra=(referral,)), source)
+    assert [w.code for w in result.warnings] == ["not-found"]
+    assert _referral_units(kari.person) == []
