@@ -52,12 +52,16 @@ class _WithFiles(FlaskForm):
         return out
 
 
-class ReplyForm(_WithFiles):
-    body = TextAreaField(
+def _body() -> TextAreaField:
+    return TextAreaField(
         _l("Melding"),
         filters=[_strip],
         validators=[DataRequired(_l("Skriv meldingen før du sender den.")), _text_limit],
     )
+
+
+class ReplyForm(_WithFiles):
+    body = _body()
 
 
 class StaffReplyForm(ReplyForm):
@@ -92,6 +96,7 @@ class NewConversationForm(ReplyForm):
             Length(max=120, message=_l("Overskriften kan være høyst 120 tegn.")),
         ],
     )
+    body = _body()  # again, after the heading: the error summary lists fields in the page's order
     refers_to = EarlierField(_l("Gjelder det en tidligere samtale? (valgfritt)"), coerce=str, validators=[Optional()])
 
 
