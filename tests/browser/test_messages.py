@@ -400,6 +400,30 @@ def test_a_draft_survives_leaving_the_page(page, live_server, kari, gp):
 # --- 4. photos and PDFs --------------------------------------------------------------------------------
 
 
+def test_too_many_or_too_large_files_are_refused_when_chosen(page, live_server, app, kari, gp):
+    """Before anything is sent: otherwise the request would be stopped at the door (413) and the
+    text written would be lost with it."""
+    sign_in(page.context, live_server, kari)
+    write(page, live_server, gp, "Bilder", "Se bildene.")
+    files = page.get_by_label("Legg ved bilder eller PDF (valgfritt)")
+    files.set_input_files([file(f"{i}.jpg", jpeg(8, 8), "image/jpeg") for i in range(6)])
+    check = page.locator("#files-check")
+    expect(check).to_have_text("Du har valgt 6 filer. Velg høyst 5.")
+    assert files.evaluate("el => el.files.length") == 0
+    limit = app.config["MESSAGE_ATTACHMENT_MAX_BYTES"]
+    app.config["MESSAGE_ATTACHMENT_MAX_BYTES"] = 1024 * 1024
+    try:
+        page.reload()
+        files.set_input_files([file("stort.jpg", jpeg() + b"\0" * (1024 * 1024 + 1), "image/jpeg")])
+        expect(check).to_have_text("«stort.jpg» er for stor. Hver fil kan være høyst 1 MB.")
+        files.set_input_files([file("lite.jpg", jpeg(), "image/jpeg")])
+        expect(check).to_be_hidden()
+        assert files.evaluate("el => el.files.length") == 1
+    finally:
+        app.config["MESSAGE_ATTACHMENT_MAX_BYTES"] = limit
+    assert page.get_by_label("Melding", exact=True).input_value() == "Se bildene."
+
+
 def test_a_photo_and_a_pdf_go_along_and_a_fake_one_is_refused(page, live_server, app, kari, gp, dr_aune, phone):
     photo, document = jpeg(), pdf()
     sign_in(page.context, live_server, kari)

@@ -134,6 +134,38 @@
   document.addEventListener("DOMContentLoaded", counters);
   document.addEventListener("htmx:afterSettle", counters);
 
+  // Files over the limits are refused when chosen, before anything is sent: a message with too
+  // many or too large files would otherwise be stopped at the door (413) with the text lost.
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches("input[type=file][data-files-max]")) return;
+    var out = document.getElementById(input.getAttribute("data-files-target"));
+    if (!out) return;
+    var max = parseInt(input.getAttribute("data-files-max"), 10);
+    var maxBytes = parseInt(input.getAttribute("data-files-max-bytes"), 10);
+    var text = "";
+    if (input.files.length > max) {
+      text = input.getAttribute("data-files-too-many")
+        .replace("{n}", String(input.files.length)).replace("{max}", String(max));
+    } else {
+      for (var i = 0; i < input.files.length; i++) {
+        if (input.files[i].size > maxBytes) {
+          text = input.getAttribute("data-files-too-large")
+            .replace("{name}", input.files[i].name).replace("{mb}", String(Math.round(maxBytes / 1048576)));
+          break;
+        }
+      }
+    }
+    out.textContent = text;
+    out.hidden = !text;
+    if (text) {
+      input.value = "";
+      input.setAttribute("aria-invalid", "true");
+    } else {
+      input.removeAttribute("aria-invalid");
+    }
+  });
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
       navigator.serviceWorker.register("/sw.js", { scope: "/" })
