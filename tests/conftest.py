@@ -210,3 +210,24 @@ def source(org):
 def source_token(org):
     """A source system and its bearer token: (client, token)."""
     return factories.fhir_client(org, "stolav-token")
+
+
+# --- messages: Kari's GP office and its doctor -------------------------------------------------------
+
+
+@pytest.fixture
+def gp(kari):
+    """Lade legesenter, Kari's GP office: it takes messages and answers within 3 working days."""
+    unit = factories.message_unit("Lade legesenter")
+    factories.gp_of(kari.person, unit)
+    return unit
+
+
+@pytest.fixture
+def dr_aune(gp):
+    """Dr. Siri Aune, a GP on the office's team."""
+    from app.auth.models import Role
+
+    user = factories.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN)
+    factories.member_of(user, gp)
+    return user

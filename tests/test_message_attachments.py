@@ -19,13 +19,6 @@ from tests import factories
 from tests.conftest import csrf_from
 
 
-@pytest.fixture
-def gp(kari):
-    unit = factories.message_unit("Lade legesenter")
-    factories.gp_of(kari.person, unit)
-    return unit
-
-
 def jpeg(size=(640, 480), exif_gps: bool = False) -> bytes:
     image = Image.new("RGB", size, (200, 40, 40))
     out = io.BytesIO()

@@ -21,22 +21,6 @@ from tests import factories
 from tests.conftest import csrf_from
 
 
-@pytest.fixture
-def gp(kari):
-    unit = factories.message_unit("Lade legesenter")
-    factories.gp_of(kari.person, unit)
-    return unit
-
-
-@pytest.fixture
-def dr_aune(gp):
-    from app.auth.models import Role
-
-    user = factories.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN)
-    factories.member_of(user, gp)
-    return user
-
-
 def _count(model) -> int:  # type: ignore[no-untyped-def]
     return db.session.scalar(select(func.count()).select_from(model)) or 0
 

@@ -20,18 +20,10 @@ from tests.conftest import csrf_from
 
 
 @pytest.fixture
-def gp(kari, per):
-    unit = factories.message_unit("Lade legesenter")
-    factories.gp_of(kari.person, unit)
-    factories.gp_of(per.person, unit)
-    return unit
-
-
-@pytest.fixture
-def dr_aune(gp):
-    user = factories.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN)
-    factories.member_of(user, gp)
-    return user
+def gp(gp, per):
+    """Kari's GP office (tests/conftest.py), Per's too."""
+    factories.gp_of(per.person, gp)
+    return gp
 
 
 @pytest.fixture

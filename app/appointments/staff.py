@@ -36,6 +36,7 @@ from app.appointments.services import Refused, cancel_by_staff
 from app.auth.models import Role
 from app.db import db
 from app.people.models import CareUnit
+from app.staff.services import chosen_unit, my_units
 from app.web import htmx
 
 bp = Blueprint("appointments_staff", __name__, url_prefix="/ansatt/timer")
@@ -67,25 +68,11 @@ def staff_only() -> None:
 
 
 def _units() -> list[CareUnit]:
-    ids = policy.staff_unit_ids(current_user)
-    if not ids:
-        return []
-    return list(
-        db.session.scalars(
-            select(CareUnit)
-            .options(joinedload(CareUnit.organisation))
-            .where(CareUnit.id.in_(ids))
-            .order_by(CareUnit.name)
-        )
-    )
+    return my_units(current_user)
 
 
 def _unit(units: list[CareUnit]) -> CareUnit:
-    chosen = request.values.get("enhet", type=int)
-    for unit in units:
-        if chosen is None or unit.id == chosen:
-            return unit
-    abort(404)
+    return chosen_unit(units)
 
 
 def _day() -> date:

@@ -13,8 +13,6 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 from werkzeug.exceptions import NotFound
 from wtforms.fields.choices import SelectChoice
 
@@ -29,6 +27,7 @@ from app.messages.models import Conversation, MessageInbox, MessageTemplate
 from app.messages.routes import STOP_POLLING, parse_cursor, send, send_attachment
 from app.people.models import CareUnit
 from app.refusal import Refused
+from app.staff.services import chosen_unit, my_units
 from app.web import htmx
 from app.web.uploads import takes_files
 
@@ -57,25 +56,11 @@ def helpers() -> dict:
 
 
 def _units() -> list[CareUnit]:
-    ids = policy.staff_unit_ids(current_user)
-    if not ids:
-        return []
-    return list(
-        db.session.scalars(
-            select(CareUnit)
-            .options(joinedload(CareUnit.organisation))
-            .where(CareUnit.id.in_(ids))
-            .order_by(CareUnit.name)
-        )
-    )
+    return my_units(current_user)
 
 
 def _unit(units: list[CareUnit]) -> CareUnit:
-    chosen = request.values.get("enhet", type=int)
-    for unit in units:
-        if chosen is None or unit.id == chosen:
-            return unit
-    abort(404)
+    return chosen_unit(units)
 
 
 def _after() -> tuple[datetime, int] | None:

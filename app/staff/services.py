@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from flask import abort, request
 from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.auth.models import User
@@ -113,3 +115,30 @@ def sign_visit_summary(*, author: User, patient: Person, unit: CareUnit, title: 
     emit_released(item.id, patient.id, ItemKind.NOTE, hidden_from_guardians=False)
     db.session.commit()
     return item
+
+
+def my_units(user: User) -> list[CareUnit]:
+    """The care units a staff account works in (the access policy's list), with their
+    organisations, by name: what the unit consoles (times, messages) let one choose from."""
+    from app.access import policy
+
+    ids = policy.staff_unit_ids(user)
+    if not ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(CareUnit)
+            .options(joinedload(CareUnit.organisation))
+            .where(CareUnit.id.in_(ids))
+            .order_by(CareUnit.name)
+        )
+    )
+
+
+def chosen_unit(units: list[CareUnit]) -> CareUnit:
+    """The unit the request names (``enhet``), or the first; 404 for one that is not the user's."""
+    chosen = request.values.get("enhet", type=int)
+    for unit in units:
+        if chosen is None or unit.id == chosen:
+            return unit
+    abort(404)

@@ -24,7 +24,6 @@ from playwright.sync_api import expect
 from pypdf import PdfWriter
 from sqlalchemy import func, select
 
-from app.auth.models import Role
 from app.db import db
 from app.messages import attachments, services
 from app.messages.models import Conversation, ConversationState, Message, MessageDraft, MessageTemplate, Topic
@@ -156,22 +155,6 @@ class Guard:
 
 
 # --- fixtures -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def gp(kari):
-    """Lade legesenter, Kari's GP office: it takes messages and answers within 3 working days."""
-    unit = factories.message_unit("Lade legesenter")
-    factories.gp_of(kari.person, unit)
-    return unit
-
-
-@pytest.fixture
-def dr_aune(gp):
-    """Dr. Siri Aune, a GP on the office's team."""
-    user = factories.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN)
-    factories.member_of(user, gp)
-    return user
 
 
 @pytest.fixture
