@@ -231,3 +231,27 @@ def dr_aune(gp):
     user = factories.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN)
     factories.member_of(user, gp)
     return user
+
+
+def answer_as(app: Flask, staff, conversation_id: int, body: str, **fields: str):  # type: ignore[no-untyped-def]
+    """``staff`` answers a conversation through the staff page's form (a browser of their own)."""
+    staff_client = app.test_client()
+    factories.session_for(staff, staff_client)
+    token = csrf_from(staff_client, f"/ansatt/meldinger/{conversation_id}")
+    return staff_client.post(
+        f"/ansatt/meldinger/{conversation_id}/svar",
+        data={"csrf_token": token, "body": body, **fields},
+        content_type="multipart/form-data",
+    )
+
+
+def write_as(app: Flask, patient, conversation_id: int, body: str):  # type: ignore[no-untyped-def]
+    """``patient`` writes again in a conversation through its page (a browser of their own)."""
+    patient_client = app.test_client()
+    factories.session_for(patient, patient_client)
+    token = csrf_from(patient_client, f"/meldinger/{conversation_id}")
+    return patient_client.post(
+        f"/meldinger/{conversation_id}",
+        data={"csrf_token": token, "body": body},
+        content_type="multipart/form-data",
+    )

@@ -18,7 +18,7 @@ from app.messages import services
 from app.messages.models import Conversation, ConversationState, Message, MessageDraft
 from app.notify.models import Event, Notification
 from tests import factories
-from tests.conftest import csrf_from
+from tests.conftest import answer_as, csrf_from
 
 
 def _count(model) -> int:  # type: ignore[no-untyped-def]
@@ -152,12 +152,7 @@ def test_team_reads_then_answers_and_the_patient_sees_each_state_and_gets_an_eve
     assert staff_client.get(f"/ansatt/meldinger/{conversation.id}").status_code == 200
     assert "Lest av behandler" in client.get(f"/meldinger/{conversation.id}").get_data(as_text=True)
 
-    token = csrf_from(staff_client, f"/ansatt/meldinger/{conversation.id}")
-    response = staff_client.post(
-        f"/ansatt/meldinger/{conversation.id}/svar",
-        data={"csrf_token": token, "body": "Nei, behold dosen. Vi tar ny måling om to uker."},
-        content_type="multipart/form-data",
-    )
+    response = answer_as(app, dr_aune, conversation.id, "Nei, behold dosen. Vi tar ny måling om to uker.")
     assert response.status_code == 303
     db.session.expire_all()
     conversation = db.session.get(Conversation, conversation.id)
@@ -173,14 +168,7 @@ def test_team_reads_then_answers_and_the_patient_sees_each_state_and_gets_an_eve
 
 def test_list_marks_unanswered_and_newly_answered_conversations(client, login_as, kari, gp, dr_aune, app):
     conversation = factories.conversation(kari, kari.person, gp, subject="Resept på Albyl-E")
-    staff_client = app.test_client()
-    login_as(dr_aune, staff_client)
-    token = csrf_from(staff_client, f"/ansatt/meldinger/{conversation.id}")
-    staff_client.post(
-        f"/ansatt/meldinger/{conversation.id}/svar",
-        data={"csrf_token": token, "body": "Resepten er fornyet."},
-        content_type="multipart/form-data",
-    )
+    answer_as(app, dr_aune, conversation.id, "Resepten er fornyet.")
     login_as(kari)
     listing = client.get("/meldinger").get_data(as_text=True)
     assert "Resept på Albyl-E" in listing and "Nytt svar" in listing
@@ -226,14 +214,7 @@ def test_poll_after_a_change_returns_the_thread_and_is_audited(client, app, logi
     conversation = factories.conversation(kari, kari.person, gp)
     revision = conversation.revision
     login_as(kari)
-    staff_client = app.test_client()
-    login_as(dr_aune, staff_client)
-    token = csrf_from(staff_client, f"/ansatt/meldinger/{conversation.id}")
-    staff_client.post(
-        f"/ansatt/meldinger/{conversation.id}/svar",
-        data={"csrf_token": token, "body": "Kom innom i morgen."},
-        content_type="multipart/form-data",
-    )
+    answer_as(app, dr_aune, conversation.id, "Kom innom i morgen.")
     before = _audits("read_conversation")
     response = client.get(f"/meldinger/{conversation.id}/nye?rev={revision}", headers={"HX-Request": "true"})
     assert response.status_code == 200
@@ -379,14 +360,7 @@ def test_a_parent_taps_the_notice_of_an_answer_and_lands_in_the_childs_conversat
     factories.parent_of(kari, ola)
     factories.gp_of(ola, gp)
     conversation = factories.conversation(kari, ola, gp, subject="Ola har feber")
-    staff_client = app.test_client()
-    login_as(dr_aune, staff_client)
-    token = csrf_from(staff_client, f"/ansatt/meldinger/{conversation.id}")
-    staff_client.post(
-        f"/ansatt/meldinger/{conversation.id}/svar",
-        data={"csrf_token": token, "body": "Kom til legevakten om feberen stiger."},
-        content_type="multipart/form-data",
-    )
+    answer_as(app, dr_aune, conversation.id, "Kom til legevakten om feberen stiger.")
     notification = db.session.scalars(select(Notification)).one()
     assert notification.account_id == kari.id and notification.subject_person_id == ola.id
     login_as(kari)

@@ -16,7 +16,7 @@ from app.db import db
 from app.messages.models import Conversation, ConversationState, MessageTemplate
 from app.notify.models import Event
 from tests import factories
-from tests.conftest import csrf_from
+from tests.conftest import csrf_from, write_as
 
 
 @pytest.fixture
@@ -145,12 +145,7 @@ def test_the_patient_writing_again_brings_it_back_to_whoever_has_it(client, app,
     _post(client, f"/ansatt/meldinger/{c.id}/svar", body="Hvor lenge har du hatt det?")
     assert _reload(c).state is ConversationState.WAITING
     assert "Venter på pasienten" in client.get("/ansatt/meldinger?visning=venter").get_data(as_text=True)
-    patient = app.test_client()
-    login_as(kari, patient)
-    token = csrf_from(patient, f"/meldinger/{c.id}")
-    patient.post(
-        f"/meldinger/{c.id}", data={"csrf_token": token, "body": "I tre dager."}, content_type="multipart/form-data"
-    )
+    write_as(app, kari, c.id, "I tre dager.")
     c = _reload(c)
     assert c.state is ConversationState.OPEN and c.assigned_to_id == dr_aune.id and c.waiting_since is not None
     mine = client.get("/ansatt/meldinger?visning=mine").get_data(as_text=True)
@@ -198,14 +193,7 @@ def test_staff_poll_sees_a_new_patient_message(client, app, login_as, kari, gp, 
     client.get(f"/ansatt/meldinger/{c.id}")
     revision = _reload(c).revision
     assert client.get(f"/ansatt/meldinger/{c.id}/nye?rev={revision}", headers={"HX-Request": "true"}).status_code == 204
-    patient = app.test_client()
-    login_as(kari, patient)
-    token = csrf_from(patient, f"/meldinger/{c.id}")
-    patient.post(
-        f"/meldinger/{c.id}",
-        data={"csrf_token": token, "body": "Glemte å si: det klør."},
-        content_type="multipart/form-data",
-    )
+    write_as(app, kari, c.id, "Glemte å si: det klør.")
     polled = client.get(f"/ansatt/meldinger/{c.id}/nye?rev={revision}", headers={"HX-Request": "true"})
     assert polled.status_code == 200 and "det klør" in polled.get_data(as_text=True)
 
@@ -351,14 +339,7 @@ def test_an_answer_to_a_page_the_patient_has_written_on_since_is_refused_and_kep
     login_as(dr_aune)
     page = client.get(f"/ansatt/meldinger/{c.id}").get_data(as_text=True)
     seen = re.search(r'name="seen" id="reply-seen" value="(\d+)"', page).group(1)
-    patient = app.test_client()
-    login_as(kari, patient)
-    token = csrf_from(patient, f"/meldinger/{c.id}")
-    patient.post(
-        f"/meldinger/{c.id}",
-        data={"csrf_token": token, "body": "Nå har jeg feber også."},
-        content_type="multipart/form-data",
-    )
+    write_as(app, kari, c.id, "Nå har jeg feber også.")
     before = _reload(c)
     refused = _post(client, f"/ansatt/meldinger/{c.id}/svar", body="Ta Paracet ved behov.", seen=seen)
     assert refused.status_code == 409
