@@ -180,6 +180,35 @@ def _decide(viewer: User, patient: Person, item: RecordItem | None) -> Decision 
     return None
 
 
+def _concluded(
+    decision: Decision | None,
+    viewer: User,
+    patient: Person,
+    action: str,
+    object_type: str,
+    object_id: int | None,
+    organisation_id: int | None,
+) -> Decision:
+    """Every check ends here: one audit row for the decision (who, whose, what, outcome, basis,
+    for which organisation), then the decision — or, refused, 404 with the denial committed (the
+    error page rolls back the request's work)."""
+    audit(
+        action,
+        actor_user_id=viewer.id,
+        subject_person_id=patient.id,
+        object_type=object_type,
+        object_id=object_id,
+        outcome="ok" if decision else "denied",
+        basis=decision.basis if decision else None,
+        organisation_id=organisation_id if decision else None,
+    )
+    if decision is None:
+        db.session.commit()
+        abort(404)
+    g.audit_pending = True
+    return decision
+
+
 def check(
     viewer: User,
     patient: Person,
@@ -198,21 +227,15 @@ def check(
     organisation_id = None
     if decision is not None and not decision.is_patient:
         organisation_id = item.organisation_id if item is not None else decision.care_organisation_id
-    audit(
+    return _concluded(
+        decision,
+        viewer,
+        patient,
         f"{action}_{item.kind.value}" if item is not None else f"{action}_{category}",
-        actor_user_id=viewer.id,
-        subject_person_id=patient.id,
-        object_type="record_item" if item is not None else category,
-        object_id=item.id if item is not None else None,
-        outcome="ok" if decision else "denied",
-        basis=decision.basis if decision else None,
-        organisation_id=organisation_id,
+        "record_item" if item is not None else category,  # type: ignore[arg-type]
+        item.id if item is not None else None,
+        organisation_id,
     )
-    if decision is None:
-        db.session.commit()  # error pages roll back the request's work; the denial stays recorded
-        abort(404)
-    g.audit_pending = True
-    return decision
 
 
 def load_item(
@@ -356,25 +379,18 @@ def check_appointment(
         in_scope = decision.organisation_ids is None or appointment.organisation_id in decision.organisation_ids
         if not (mine and in_scope):
             decision = None
-    audit(
+    organisation_id = None
+    if decision is not None and not decision.is_patient:
+        organisation_id = appointment.organisation_id if appointment is not None else decision.care_organisation_id
+    return _concluded(
+        decision,
+        viewer,
+        patient,
         f"{action}_appointment" if appointment is not None else f"{action}_appointments",
-        actor_user_id=viewer.id,
-        subject_person_id=patient.id,
-        object_type="appointment" if appointment is not None else "appointments",
-        object_id=appointment.id if appointment is not None else None,
-        outcome="ok" if decision else "denied",
-        basis=decision.basis if decision else None,
-        organisation_id=(
-            appointment.organisation_id
-            if appointment is not None and decision and not decision.is_patient
-            else (decision.care_organisation_id if decision else None)
-        ),
+        "appointment" if appointment is not None else "appointments",
+        appointment.id if appointment is not None else None,
+        organisation_id,
     )
-    if decision is None:
-        db.session.commit()
-        abort(404)
-    g.audit_pending = True
-    return decision
 
 
 def load_appointment(viewer: User, patient: Person, appointment_id: int, action: str) -> Appointment:
@@ -483,23 +499,15 @@ def check_messages(
         decision = None
     if decision is not None and not audited:
         return decision
-    audit(
+    return _concluded(
+        decision,
+        viewer,
+        patient,
         f"{action}_conversation" if conversation is not None else f"{action}_conversations",
-        actor_user_id=viewer.id,
-        subject_person_id=patient.id,
-        object_type="conversation" if conversation is not None else "messages",
-        object_id=conversation.id if conversation is not None else None,
-        outcome="ok" if decision else "denied",
-        basis=decision.basis if decision else None,
-        organisation_id=conversation.organisation_id
-        if conversation is not None and decision and not decision.is_patient
-        else None,
+        "conversation" if conversation is not None else "messages",
+        conversation.id if conversation is not None else None,
+        conversation.organisation_id if conversation is not None and decision and not decision.is_patient else None,
     )
-    if decision is None:
-        db.session.commit()
-        abort(404)
-    g.audit_pending = True
-    return decision
 
 
 def load_conversation(
