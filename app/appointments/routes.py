@@ -22,6 +22,7 @@ from app.appointments.services import Refused
 from app.db import db
 from app.people.models import Person
 from app.web import htmx
+from app.web.security import as_file
 
 bp = Blueprint("appointments", __name__, url_prefix="/timer")
 PAGE = 20  # free times per page
@@ -94,8 +95,7 @@ def calendar_file(appointment_id: int) -> Response:
     response = make_response(ics.calendar_for(appointment))
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="varde-time-{appointment.id}.ics"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return as_file(response)
 
 
 @bp.route("/<int:appointment_id>/avbestill", methods=["GET", "POST"])

@@ -34,6 +34,7 @@ from app.auth.models import Role, ServerSession, StaffMembership, User
 from app.auth.sessions import _hash
 from app.db import configure_sqlite
 from app.messages.models import Conversation
+from app.web.security import DOWNLOAD_CSP, fixed_headers
 
 POLL_PATH = re.compile(r"^/(ansatt/)?meldinger/(\d{1,18})/nye$")
 log = logging.getLogger(__name__)
@@ -93,15 +94,12 @@ class FastPoll:
         self.cookie = app.config["SESSION_COOKIE_NAME"]
         self.idle = app.config["SESSION_IDLE_TIMEOUT"]
         self.absolute = app.config["SESSION_ABSOLUTE_TIMEOUT"]
+        # What Flask's security hook would add to an empty 204 (app/web/security.py).
         self.headers = [
             ("Cache-Control", "no-store"),
             ("Vary", "Cookie, HX-Request"),
-            ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
-            ("X-Content-Type-Options", "nosniff"),
-            ("X-Frame-Options", "DENY"),
-            ("Referrer-Policy", "same-origin"),
-            ("Strict-Transport-Security", f"max-age={app.config['HSTS_MAX_AGE']}; includeSubDomains"),
-            ("Cross-Origin-Resource-Policy", "same-origin"),
+            ("Content-Security-Policy", DOWNLOAD_CSP),
+            *fixed_headers(app.config).items(),
         ]
         app.extensions["varde.fast_poll"] = self
 

@@ -22,6 +22,7 @@ from app.record import present, services
 from app.record.models import ItemKind
 from app.record.release import item_url as release_item_url
 from app.web import htmx
+from app.web.security import as_file
 
 bp = Blueprint("record", __name__, url_prefix="/journal")
 
@@ -215,10 +216,7 @@ def _download(item) -> Response:  # type: ignore[no-untyped-def]
     mimetype = "application/pdf" if extension == "pdf" else "application/octet-stream"
     response = Response(content.binary, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="varde-dokument-{item.id}.{extension}"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return as_file(response)
 
 
 @bp.route("/eksport.json")
@@ -228,7 +226,7 @@ def export_json() -> Response:
     bundle = record_bundle(decision, patient)
     response = Response(json.dumps(bundle, ensure_ascii=False), mimetype="application/fhir+json")
     response.headers["Content-Disposition"] = 'attachment; filename="varde-journal.json"'
-    return response
+    return as_file(response)
 
 
 @bp.route("/utskrift")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -36,17 +38,32 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
-def init_app(app: Flask) -> None:
-    # Headers that never change, built once.
-    fixed = {
+# A file, never a page: nothing in it may run, not even if a browser were talked into showing it.
+DOWNLOAD_CSP = "default-src 'none'; sandbox"
+
+
+def fixed_headers(config: Mapping[str, Any]) -> dict[str, str]:
+    """The headers every response carries, whatever it is (also the poll's fast path's)."""
+    return {
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "same-origin",
-        "Strict-Transport-Security": f"max-age={app.config['HSTS_MAX_AGE']}; includeSubDomains",
+        "Strict-Transport-Security": f"max-age={config['HSTS_MAX_AGE']}; includeSubDomains",
         "Cross-Origin-Opener-Policy": "same-origin",
         "Cross-Origin-Resource-Policy": "same-origin",
         "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()",
     }
+
+
+def as_file(response: Response) -> Response:
+    """Mark a response as a file: its stricter CSP is kept by the hook below, which adds nosniff
+    and no-store as to every response that is not a static asset."""
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+    return response
+
+
+def init_app(app: Flask) -> None:
+    fixed = fixed_headers(app.config)  # built once
 
     @app.after_request
     def set_security_headers(response: Response) -> Response:
