@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Collection
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -59,6 +60,25 @@ def one_of(column: ColumnElement[int], ids: Collection[int]) -> ColumnElement[bo
     if db.engine.dialect.name == "postgresql":
         return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
     return column.in_(ids)
+
+
+def keyset_token(moment: datetime, row_id: int) -> str:
+    """A list page's position in a (time, id) order, as an opaque token for a "show more" URL."""
+    raw = f"{moment.isoformat()}|{row_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def keyset_position(token: str | None) -> tuple[datetime, int] | None:
+    """The (time with zone, id) a token stands for; None for a missing or forged one (first page)."""
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        stamp, row_id = raw.rsplit("|", 1)
+        when = datetime.fromisoformat(stamp)
+        return (when, int(row_id)) if when.tzinfo else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def now_default() -> datetime:

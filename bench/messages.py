@@ -336,7 +336,7 @@ def build_world() -> World:
     from app import clock
     from app.appointments.models import Appointment, AppointmentStatus, Channel
     from app.auth.models import Role, StaffMembership, User
-    from app.db import db
+    from app.db import db, keyset_token
     from app.demo.fhir_bundles import history_bundle
     from app.fhir.ingest import import_bundle
     from app.messages.models import Attachment, Conversation, Message, MessageInbox
@@ -542,7 +542,7 @@ def build_world() -> World:
     mine_files = sum(1 for f in files if f["message_id"] in mine_messages)
 
     def cursor(c: dict[str, Any]) -> str:
-        return f"{c['last_message_at'].isoformat()}_{c['id']}"
+        return keyset_token(c["last_message_at"], c["id"])
 
     states = Counter(c["state"] for c in convs if c["care_unit_id"] == unit_info[0]["id"])
     return World(

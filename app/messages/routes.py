@@ -8,7 +8,6 @@ text is only ever put on a page through autoescaping, as text.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import TypeVar
 
 from flask import Blueprint, Response, abort, current_app, request, send_file, session, url_for
@@ -19,7 +18,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app import clock
 from app.access import policy
-from app.db import db
+from app.db import db, keyset_position, keyset_token
 from app.messages import attachments, limits, present, services
 from app.messages.forms import NewConversationForm, ReplyForm
 from app.messages.models import Attachment, Conversation
@@ -61,37 +60,20 @@ def _patient() -> Person:
     return policy.current_patient(current_user)
 
 
-def _cursor() -> tuple[datetime, int] | None:
-    """The keyset cursor of "Vis eldre samtaler": ``<iso time>_<id>``."""
-    return parse_cursor(request.args.get("for", ""))
-
-
-def parse_cursor(raw: str) -> tuple[datetime, int] | None:
-    """``<ISO time with zone>_<id>`` as a keyset position; None for anything else (the first page)."""
-    when, _sep, ident = raw.partition("_")
-    try:
-        moment = datetime.fromisoformat(when)
-        return (moment, int(ident)) if moment.tzinfo is not None else None
-    except ValueError:
-        return None
-
-
-def cursor_of(conversation: Conversation) -> str:
-    return f"{conversation.last_message_at.isoformat()}_{conversation.id}"
-
-
 @bp.route("")
 def index() -> Response:
     patient = _patient()
     decision = policy.check_messages(current_user, patient, action="list")
-    found = services.conversations(patient, decision, before=_cursor(), limit=PAGE)
+    found = services.conversations(patient, decision, before=keyset_position(request.args.get("for")), limit=PAGE)
     more = len(found) > PAGE
     found = found[:PAGE]
     context = {
         "active_tab": "messages",
         "patient": patient,
         "conversations": found,
-        "more_url": url_for("messages.index", **{"for": cursor_of(found[-1])}) if more else None,
+        "more_url": url_for("messages.index", **{"for": keyset_token(found[-1].last_message_at, found[-1].id)})
+        if more
+        else None,
         "new_draft": services.draft(current_user, patient, 0),
         "notice": request.args.get("ok"),
     }

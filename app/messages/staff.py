@@ -8,8 +8,6 @@ row per patient listed; opening a conversation or a file is a read like any othe
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, Response, abort, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -20,11 +18,11 @@ from app import clock
 from app.access import policy
 from app.access.services import audit
 from app.auth.models import Role, User
-from app.db import db
+from app.db import db, keyset_position, keyset_token
 from app.messages import services
 from app.messages.forms import AssignForm, InboxSettingsForm, StaffReplyForm, TemplateForm
 from app.messages.models import Conversation, MessageInbox, MessageTemplate
-from app.messages.routes import STOP_POLLING, parse_cursor, send, send_attachment
+from app.messages.routes import STOP_POLLING, send, send_attachment
 from app.people.models import CareUnit
 from app.refusal import Refused
 from app.staff.services import chosen_unit, my_units
@@ -63,10 +61,6 @@ def _unit(units: list[CareUnit]) -> CareUnit:
     return chosen_unit(units)
 
 
-def _after() -> tuple[datetime, int] | None:
-    return parse_cursor(request.args.get("etter", ""))
-
-
 @bp.route("")
 def inbox() -> Response:
     units = _units()
@@ -76,7 +70,7 @@ def inbox() -> Response:
     view = request.args.get("visning", "ny")
     if view not in services.VIEWS:
         view = "ny"
-    found = services.inbox(unit.id, view, current_user, after=_after(), limit=PAGE)
+    found = services.inbox(unit.id, view, current_user, after=keyset_position(request.args.get("etter")), limit=PAGE)
     more = len(found) > PAGE
     found = found[:PAGE]
     # One audit row per patient listed, committed with the response (a commit here would make
@@ -88,7 +82,7 @@ def inbox() -> Response:
     if more:
         last = found[-1]
         next_url = url_for(
-            "messages_staff.inbox", enhet=unit.id, visning=view, etter=f"{last.last_message_at.isoformat()}_{last.id}"
+            "messages_staff.inbox", enhet=unit.id, visning=view, etter=keyset_token(last.last_message_at, last.id)
         )
     return htmx.render(
         "messages/staff/inbox.html",

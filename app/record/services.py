@@ -5,7 +5,6 @@ over an index), not what the patient has.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,7 +12,7 @@ from sqlalchemy import exists, func, or_, select, update
 
 from app import clock
 from app.access.policy import Decision
-from app.db import db
+from app.db import db, keyset_position, keyset_token
 from app.people.models import Organisation, Person
 from app.record.models import ItemKind, RecordContent, RecordItem
 
@@ -27,24 +26,6 @@ class Page:
     next_cursor: str | None
 
 
-def encode_cursor(item: RecordItem) -> str:
-    raw = f"{item.effective_at.isoformat()}|{item.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, int] | None:
-    """The (effective_at, id) a cursor stands for; None for a missing or forged one."""
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, item_id = raw.rsplit("|", 1)
-        when = datetime.fromisoformat(stamp)
-        return (when, int(item_id)) if when.tzinfo else None
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def _after(cursor: tuple[datetime, int] | None):  # type: ignore[no-untyped-def]
     """Keyset condition for 'older than the cursor' in (effective_at desc, id desc) order."""
     if cursor is None:
@@ -55,7 +36,7 @@ def _after(cursor: tuple[datetime, int] | None):  # type: ignore[no-untyped-def]
 
 def page_of(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: ignore[no-untyped-def]
     """One newest-first page of ``query`` (which must already carry the policy's clause)."""
-    condition = _after(decode_cursor(cursor))
+    condition = _after(keyset_position(cursor))
     if condition is not None:
         query = query.where(condition)
     rows = list(
@@ -63,7 +44,7 @@ def page_of(query, cursor: str | None, size: int = PAGE_SIZE) -> Page:  # type: 
     )
     more = len(rows) > size
     rows = rows[:size]
-    return Page(rows, encode_cursor(rows[-1]) if more and rows else None)
+    return Page(rows, keyset_token(rows[-1].effective_at, rows[-1].id) if more and rows else None)
 
 
 def _base(decision: Decision, patient: Person, kind: ItemKind):  # type: ignore[no-untyped-def]
