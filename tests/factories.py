@@ -339,7 +339,7 @@ def conversation(author: User, patient: Person, unit: CareUnit, body: str = "Hei
         author,
         patient,
         decision,
-        unit_id=unit.id,
+        choice=services.unit_choice(patient, unit.id),
         topic=kw.get("topic", "treatment"),
         subject=kw.get("subject", "Spørsmål om blodtrykket"),
         body=body,

@@ -64,6 +64,13 @@ def _unit_for(ref: dict[str, Any], resolver: mapping.Resolver, organisation_id: 
     return None
 
 
+def _first_unit(
+    refs: list[dict[str, Any]], resolver: mapping.Resolver, organisation_id: int | None = None
+) -> int | None:
+    """The first of the references that names one of Varde's care units."""
+    return next((u for u in (_unit_for(ref, resolver, organisation_id) for ref in refs) if u is not None), None)
+
+
 def prepare(
     resources: list[dict[str, Any]], patients: dict[str, int], resolver: mapping.Resolver, warnings: list[Issue]
 ) -> list[tuple[int, int]]:
@@ -75,11 +82,7 @@ def prepare(
         person_id = patients.get(f"Patient/{resource.get('id')}")
         if person_id is None:
             continue
-        unit_id = None
-        for ref in resource["generalPractitioner"]:
-            unit_id = _unit_for(ref, resolver)
-            if unit_id is not None:
-                break
+        unit_id = _first_unit(resource["generalPractitioner"], resolver)
         if unit_id is None:
             warnings.append(
                 Issue(
@@ -113,11 +116,7 @@ def prepare_referrals(
         person_id = resolve_patient((resource.get("subject") or {}).get("reference"))
         if person_id is None:
             continue
-        unit_id = None
-        for ref in resource.get("performer") or []:
-            unit_id = _unit_for(ref, resolver, client.organisation_id)
-            if unit_id is not None:
-                break
+        unit_id = _first_unit(resource.get("performer") or [], resolver, client.organisation_id)
         if unit_id is None:
             warnings.append(
                 Issue(

@@ -142,7 +142,7 @@ def new(unit_id: int) -> Response:
             current_user,
             patient,
             decision,
-            unit_id=unit_id,
+            choice=choice,
             topic=form.topic.data,
             subject=form.subject.data,
             body=form.body.data,

@@ -343,7 +343,7 @@ def start(
     patient: Person,
     decision: Decision,
     *,
-    unit_id: int | None,
+    choice: UnitChoice,
     topic: str | None,
     subject: str,
     body: str,
@@ -351,10 +351,8 @@ def start(
     refers_to_id: int | None,
     stored: attachments.Stored,
 ) -> Conversation:
-    """A new conversation with a unit the patient has a relation to and that takes messages."""
-    choice = unit_choice(patient, unit_id)
-    if choice is None:
-        raise Refused(_("Velg en av enhetene i listen. Du kan skrive til steder du har en relasjon til."))
+    """A new conversation with a unit the patient has a relation to (``choice``, from ``unit_choice``:
+    the caller has it already) and that takes messages."""
     if not choice.accepts:
         raise Refused(_("%(unit)s tar ikke imot meldinger her. Ring dem i stedet.", unit=choice.unit.name))
     try:
