@@ -115,20 +115,26 @@ def _context(conversation: Conversation, form: StaffReplyForm | None = None, err
         for u in services.colleagues(conversation.care_unit_id)
     ]
     assign.to.data = str(conversation.assigned_to_id or "")
-    inbox_settings = db.session.get(MessageInbox, conversation.care_unit_id)
     return {
+        **_thread_context(conversation),
         "active_tab": "messages",
-        "conversation": conversation,
-        "patient": conversation.person,
-        "messages": services.with_messages(conversation),
-        "inbox": inbox_settings,
         "form": None if conversation.is_closed else form,
         "assign_form": assign,
         "templates": services.templates_for(conversation.care_unit_id),
         "error": error,
         "notice": request.args.get("ok"),
-        "staff_view": True,
         "unsent": unsent,
+    }
+
+
+def _thread_context(conversation: Conversation) -> dict:
+    """What the thread needs (all a poll renders): not the page's forms, colleagues or templates."""
+    return {
+        "conversation": conversation,
+        "patient": conversation.person,
+        "messages": services.with_messages(conversation),
+        "inbox": db.session.get(MessageInbox, conversation.care_unit_id),
+        "staff_view": True,
     }
 
 
@@ -220,7 +226,7 @@ def poll(conversation_id: int) -> Response:
         return Response(status=204)
     conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
     services.seen_by_team(conversation)
-    return htmx.render("messages/_thread.html", "messages/_thread.html", polled=True, **_context(conversation))
+    return htmx.render("messages/_thread.html", "messages/_thread.html", polled=True, **_thread_context(conversation))
 
 
 @bp.route("/<int:conversation_id>/vedlegg/<int:attachment_id>")
