@@ -30,9 +30,10 @@ from app.appointments.models import (
     VisitType,
     WaitlistEntry,
 )
-from app.auth.models import Identity, Role, StaffMembership, User
+from app.auth.models import Role, StaffMembership, User
 from app.auth.services import create_local_user, hash_password
 from app.db import db
+from app.demo import lookup
 from app.demo import messages as demo_messages
 from app.messages.models import MessageInbox
 from app.people.models import CareUnit, Organisation, OrganisationKind, Person, Relation, RelationKind, age_on
@@ -687,14 +688,6 @@ class Builder:
         def org(name: str) -> Organisation:
             return db.session.scalar(select(Organisation).where(Organisation.name == name).order_by(Organisation.id))
 
-        def unit(organisation: str, name: str) -> CareUnit:
-            return db.session.scalar(
-                select(CareUnit)
-                .join(Organisation)
-                .where(Organisation.name == organisation, CareUnit.name == name)
-                .order_by(CareUnit.id)
-            )
-
         places = {
             spec.key: Location(
                 organisation_id=org(spec.organisation).id,
@@ -711,7 +704,7 @@ class Builder:
         }
         types = {
             spec.key: VisitType(
-                care_unit_id=unit(spec.organisation, spec.unit).id,
+                care_unit_id=lookup.unit(spec.organisation, spec.unit).id,
                 name=spec.name,
                 description=spec.description,
                 preparation=spec.preparation,
@@ -778,9 +771,7 @@ class Builder:
         ola, ingrid = children["Ola"], children["Ingrid"]
         per, nora = self.first_person("Per", "Hansen"), self.first_person("Nora", "Berg")
         users = {u.person_id: u for u in db.session.scalars(select(User).where(User.person_id.is_not(None)))}
-        clerk = db.session.scalar(
-            select(User).join(Identity).where(Identity.subject == "merkantil.strand").order_by(User.id)
-        )
+        clerk = lookup.account("merkantil.strand")
         kari_user = users[kari.id]
 
         # Kari: seen at the heart clinic six weeks ago, a check-up in three weeks (and on the waiting
@@ -922,9 +913,7 @@ class Builder:
         db.session.flush()
 
     def first_person(self, given: str, family: str) -> Person:
-        return db.session.scalar(
-            select(Person).where(Person.given_name == given, Person.family_name == family).order_by(Person.id)
-        )
+        return lookup.person(given, family)
 
     @staticmethod
     def slot(schedule: Schedule, visit_type: VisitType, day: date, at: time, mode: Mode) -> Slot:

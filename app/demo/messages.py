@@ -15,8 +15,10 @@ from PIL import Image, ImageDraw, ImageFilter
 from sqlalchemy import select
 
 from app import clock
-from app.auth.models import Identity, User
+from app.auth.models import User
 from app.db import db
+from app.demo.lookup import account as staff
+from app.demo.lookup import person, unit
 from app.messages import attachments
 from app.messages.models import (
     Attachment,
@@ -177,22 +179,6 @@ class _Writer:
 
 def build(rng: random.Random) -> None:
     now = clock.utcnow()
-
-    def unit(organisation: str, name: str) -> CareUnit:
-        return db.session.scalar(
-            select(CareUnit)
-            .join(Organisation)
-            .where(Organisation.name == organisation, CareUnit.name == name)
-            .order_by(CareUnit.id)
-        )
-
-    def person(given: str, family: str) -> Person:
-        return db.session.scalar(
-            select(Person).where(Person.given_name == given, Person.family_name == family).order_by(Person.id)
-        )
-
-    def staff(username: str) -> User:
-        return db.session.scalar(select(User).join(Identity).where(Identity.subject == username).order_by(User.id))
 
     # Which units take messages.
     for care_unit, kind in db.session.execute(
