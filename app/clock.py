@@ -16,3 +16,9 @@ def utcnow() -> datetime:
 def today_in_norway() -> date:
     """Today in Norway: a birthday that changes what a parent may see begins at midnight here."""
     return utcnow().astimezone(NORWAY).date()
+
+
+def start_of_today_utc() -> datetime:
+    """Midnight today in Norway, as UTC: where "today's times" begin."""
+    midnight = datetime.combine(today_in_norway(), datetime.min.time(), tzinfo=NORWAY)
+    return midnight.astimezone(UTC)

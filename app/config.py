@@ -132,6 +132,18 @@ class Config:
     # How often an open conversation page asks whether anything is new, in seconds.
     MESSAGE_POLL_SECONDS = _int("VARDE_MESSAGE_POLL_SECONDS", 15)
 
+    # Relatives. From what age a young person may log in themselves with limited content (12 at
+    # the earliest, as § 3-4 lets parents see everything before); "" or "off": only from 16.
+    YOUTH_OWN_ACCESS_FROM_AGE = (
+        None
+        if os.environ.get("VARDE_YOUTH_OWN_ACCESS_FROM_AGE", "12").strip().lower() in ("", "off")
+        else max(12, _int("VARDE_YOUTH_OWN_ACCESS_FROM_AGE", 12))
+    )
+    # How long a one-time code for a proxy works, in days.
+    PROXY_CODE_DAYS = _int("VARDE_PROXY_CODE_DAYS", 7)
+    # The legal deadline for answering a request for a copy of the record (pbrl. § 5-1), in days.
+    COPY_REQUEST_DAYS = _int("VARDE_COPY_REQUEST_DAYS", 30)
+
     # Number of reverse proxies in front of Varde whose X-Forwarded-* headers are trusted.
     TRUST_PROXIES = _int("VARDE_TRUST_PROXIES", 0)
 

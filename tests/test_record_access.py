@@ -279,9 +279,12 @@ def test_a_parent_of_a_teenager_sees_no_health_information(client, login_as, kar
     factories.record(ingrid.person, source, prefix="i")
     factories.parent_of(kari, ingrid.person)
     login_as(kari)
-    assert _switch(client, ingrid.person.id) == 404
+    # From 12 to 16 the parent still acts for her (times and messages), but sees no health information.
+    assert _switch(client, ingrid.person.id) == 303
     result = _items(ingrid.person, ItemKind.RESULT)[0]
     assert client.get(item_url(result.id, ItemKind.RESULT)).status_code == 404
+    assert client.get("/journal/prover").status_code == 404
+    assert client.get("/timer").status_code == 200
 
 
 def test_the_parents_access_ends_on_the_12th_birthday_mid_session(client, login_as, kari, source, frozen_clock):
@@ -303,4 +306,7 @@ def test_the_parents_access_ends_on_the_12th_birthday_mid_session(client, login_
     assert client.get(item_url(result.id, ItemKind.RESULT)).status_code == 200
     frozen_clock.advance(minutes=15)  # midnight in Norway: Emma is 12; the same session goes on
     assert client.get(item_url(result.id, ItemKind.RESULT)).status_code == 404
-    assert "Du ser nå journalen til" not in client.get("/").get_data(as_text=True)
+    # Still her parent, with the limited access of 12–16: no health information on the overview.
+    page = client.get("/").get_data(as_text=True)
+    assert "Du ser nå journalen til Emma, 12 år" in page
+    assert result.title not in page

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import NoReturn
 
-from flask import Flask, Response, abort, g, session
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from flask import Flask, Response, abort, current_app, g, has_request_context, session
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy.orm import aliased
 
 from app import clock
 from app.access.services import audit
@@ -34,8 +35,17 @@ from app.appointments.models import Appointment, Offer
 from app.auth.models import Role, StaffMembership, User
 from app.db import db
 from app.messages.models import Attachment, Conversation
-from app.people.models import CareUnit, Person, Relation, RelationKind, age_on
-from app.record.models import RecordItem, ReleaseState
+from app.people.models import (
+    CareUnit,
+    Organisation,
+    OrganisationKind,
+    Person,
+    ProxyLevel,
+    Relation,
+    RelationKind,
+    age_on,
+)
+from app.record.models import ItemKind, RecordItem, ReleaseState
 
 # What a viewer may ask for besides a single item.
 CATEGORIES = frozenset(
@@ -64,6 +74,12 @@ class Decision:
     is_patient: bool
     care_organisation_id: int | None = None  # staff: an organisation of theirs holding the patient's items
     care_unit_ids: tuple[int, ...] | None = None  # staff reading messages: their units' only; None: any
+    rights: frozenset[str] = frozenset()  # a patient-side decision: what its grant allows (see Grant)
+    primary_care_only: bool = False  # a parent of a 12–16 year old: GP and municipal services only
+
+    def may(self, right: str) -> bool:
+        """Staff decisions are scoped by organisation and unit instead; patient-side ones by rights."""
+        return self.basis == "care_relation" or right in self.rights
 
 
 def staff_organisation_ids(user: User) -> tuple[int, ...]:
@@ -112,63 +128,349 @@ def patient_visible() -> ColumnElement[bool]:
     return and_(RecordItem.release_state == ReleaseState.RELEASED, RecordItem.withheld_at.is_(None))
 
 
-# A parent sees a child's health information until the child turns 12 (§ 3-4; 12–16 comes with
-# the relatives issue).
+# -- Who may act for whom ------------------------------------------------------------------
+# Rights are what a grant lets its holder do in someone's record. The patient's own grant has them
+# all (a youth's own login fewer); a relative's grant is narrower, and never more than the
+# patient's own (``LEVEL_RIGHTS`` is intersected with it).
+
+RESULTS = "results"  # results and reports
+NOTES = "notes"  # notes, visit summaries included
+VISITS = "visits"  # the history of visits
+MEDICATIONS = "medications"
+IMMUNIZATIONS = "immunizations"
+DOCUMENTS = "documents"
+EXPORT = "export"  # the instant copy (FHIR file, printable) and asking for a copy
+ACCESS_LOG = "access_log"  # who has seen the record
+APPOINTMENTS = "appointments"  # upcoming times
+PAST_APPOINTMENTS = "past_appointments"
+BOOK = "book"  # book, cancel, move, answer offers, the waiting list
+READ_MESSAGES = "read_messages"
+WRITE_MESSAGES = "write_messages"
+QUESTIONNAIRES = "questionnaires"
+SETTINGS = "settings"
+
+ALL_RIGHTS = frozenset(
+    {
+        RESULTS,
+        NOTES,
+        VISITS,
+        MEDICATIONS,
+        IMMUNIZATIONS,
+        DOCUMENTS,
+        EXPORT,
+        ACCESS_LOG,
+        APPOINTMENTS,
+        PAST_APPOINTMENTS,
+        BOOK,
+        READ_MESSAGES,
+        WRITE_MESSAGES,
+        QUESTIONNAIRES,
+        SETTINGS,
+    }
+)
+# A young person's own login from 12 (where the region allows it): their times, messages,
+# results, medicines and vaccines; notes, visit history and documents open at 16.
+YOUTH_RIGHTS = ALL_RIGHTS - {NOTES, VISITS, DOCUMENTS, EXPORT}
+# A parent of a child of 12–16 (§ 3-4): times with the GP and municipal services, and messages
+# with them; no health information.
+PARENT_LIMITED_RIGHTS = frozenset({APPOINTMENTS, PAST_APPOINTMENTS, BOOK, READ_MESSAGES, WRITE_MESSAGES})
+_HEALTH = frozenset({RESULTS, MEDICATIONS, IMMUNIZATIONS})
+LEVEL_RIGHTS = {
+    ProxyLevel.STANDARD: _HEALTH | {APPOINTMENTS, BOOK, READ_MESSAGES, WRITE_MESSAGES},
+    ProxyLevel.READ_ONLY: _HEALTH | {APPOINTMENTS, READ_MESSAGES},
+    ProxyLevel.COMMUNICATE: frozenset({APPOINTMENTS, BOOK, READ_MESSAGES, WRITE_MESSAGES}),
+    ProxyLevel.FULL: ALL_RIGHTS,
+}
+KIND_RIGHTS = {
+    ItemKind.RESULT: RESULTS,
+    ItemKind.REPORT: RESULTS,
+    ItemKind.NOTE: NOTES,
+    ItemKind.ENCOUNTER: VISITS,
+    ItemKind.MEDICATION: MEDICATIONS,
+    ItemKind.IMMUNIZATION: IMMUNIZATIONS,
+    ItemKind.DOCUMENT: DOCUMENTS,
+}
+CATEGORY_RIGHTS = {
+    "results": RESULTS,
+    "notes": NOTES,
+    "visits": VISITS,
+    "medications": MEDICATIONS,
+    "immunizations": IMMUNIZATIONS,
+    "documents": DOCUMENTS,
+    "export": EXPORT,
+    "access_log": ACCESS_LOG,
+    "appointments": APPOINTMENTS,
+    "messages": READ_MESSAGES,
+}
+# What an event tells of, and so who may hear of it (app/notify/kinds.py names the kinds).
+EVENT_RIGHTS = {
+    "result_released": RESULTS,
+    "note_released": NOTES,
+    "document_released": DOCUMENTS,
+    "copy_answered": DOCUMENTS,
+    "medication_changed": MEDICATIONS,
+    "immunization_added": IMMUNIZATIONS,
+    "visit_added": VISITS,
+    "message_received": READ_MESSAGES,
+    "appointment_reminder": APPOINTMENTS,
+    "appointment_changed": APPOINTMENTS,
+    "appointment_booked": APPOINTMENTS,
+    "appointment_offer": BOOK,
+    "access_changes_soon": APPOINTMENTS,  # a child near 12 or 16: every parent with access hears
+}
+
+# A parent has full access to a child under 12, limited access from 12 to 16 (§ 3-4).
 PARENT_FULL_ACCESS_UNTIL_AGE = 12
+PARENT_ACCESS_UNTIL_AGE = 16
+PROXY_GIVER_MIN_AGE = 16
+PROXY_HOLDER_MIN_AGE = 18
 ACTING_FOR = "acting_for"  # session key: the person whose record the user chose to see
 
 
-def parent_may_see(holder_person_id: int | None, child: Person, today: date | None = None) -> bool:
-    """Does this person hold parental responsibility for ``child``, and is the child young enough?"""
-    return parent_may_see_child(holder_person_id, child.id, child.birth_date, today)
+@dataclass(frozen=True)
+class Grant:
+    """What one person may do in another's record (or their own) today, and why."""
+
+    basis: str  # own, parent, proxy, guardian
+    rights: frozenset[str]
+    primary_care_only: bool = False  # a parent of a 12–16 year old: GP and municipal services only
+    hides_guardian_items: bool = False  # parents and guardians do not see items hidden from guardians
+    relation_id: int | None = None
+    level: ProxyLevel | None = None
+
+    @property
+    def is_own(self) -> bool:
+        return self.basis == "own"
 
 
-def parent_may_see_child(
-    holder_person_id: int | None, child_id: int, birth_date: date, today: date | None = None
-) -> bool:
-    """``parent_may_see`` for a child known by id and birth date."""
-    return (holder_person_id, child_id) in parents_allowed([(holder_person_id, child_id, birth_date)], today)
+@dataclass(frozen=True)
+class _Facts:
+    """What the rules need to know of a person."""
+
+    id: int
+    birth_date: date
+    protected: bool
+    objects_to_parents: bool = False
 
 
-def parents_allowed(
-    pairs: Iterable[tuple[int | None, int, date]], today: date | None = None
-) -> set[tuple[int | None, int]]:
-    """Which (holder, child) of ``pairs`` (holder's person id, child's id, child's birth date) may
-    the holder see as the child's parent today: ``parent_may_see`` for many at once, in a query per
-    500 (the push worker checks each batch again when it sends)."""
-    today = today or clock.today_in_norway()
-    young = {
-        (holder, child)
-        for holder, child, birth_date in pairs
-        if holder is not None and holder != child and age_on(birth_date, today) < PARENT_FULL_ACCESS_UNTIL_AGE
-    }
-    allowed: set[tuple[int | None, int]] = set()
-    ordered = sorted(young)  # type: ignore[arg-type]
-    for i in range(0, len(ordered), 500):
-        chunk = ordered[i : i + 500]
-        rows = db.session.execute(
-            select(Relation.holder_id, Relation.subject_id).where(
-                Relation.holder_id.in_({holder for holder, _ in chunk}),
-                Relation.subject_id.in_({child for _, child in chunk}),
-                Relation.kind == RelationKind.PARENT,
-                or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
+def _facts(person: Person) -> _Facts:
+    return _Facts(person.id, person.birth_date, person.is_protected, person.objects_to_parents_at is not None)
+
+
+def youth_login_age() -> int | None:
+    """From what age a young person may log in themselves (None: not in this region)."""
+    return current_app.config.get("YOUTH_OWN_ACCESS_FROM_AGE")
+
+
+def own_grant(person: Person, today: date | None = None) -> Grant | None:
+    """The patient's own access: everything from 16; from the region's youth age (12 at the
+    earliest) a limited set; none younger (their parents act for them)."""
+    age = person.age_on(today or clock.today_in_norway())
+    if age >= PARENT_ACCESS_UNTIL_AGE:
+        return Grant("own", ALL_RIGHTS)
+    youth_from = youth_login_age()
+    if youth_from is not None and age >= max(youth_from, PARENT_FULL_ACCESS_UNTIL_AGE):
+        return Grant("own", YOUTH_RIGHTS)
+    return None
+
+
+def _relation_grant(
+    relation_id: int,
+    kind: RelationKind,
+    level: ProxyLevel | None,
+    holder: _Facts,
+    subject: _Facts,
+    today: date,
+) -> Grant | None:
+    """The rules for one relation that is in force (not revoked, not past its end date)."""
+    if holder.id == subject.id or holder.protected or subject.protected:
+        return None  # a confidential address can neither represent nor be represented
+    subject_age = age_on(subject.birth_date, today)
+    holder_age = age_on(holder.birth_date, today)
+    if kind is RelationKind.PARENT:
+        if subject_age < PARENT_FULL_ACCESS_UNTIL_AGE:
+            return Grant("parent", ALL_RIGHTS, hides_guardian_items=True, relation_id=relation_id)
+        if subject_age < PARENT_ACCESS_UNTIL_AGE and not subject.objects_to_parents:
+            return Grant(
+                "parent",
+                PARENT_LIMITED_RIGHTS,
+                primary_care_only=True,
+                hides_guardian_items=True,
+                relation_id=relation_id,
             )
-        )
-        allowed.update((holder, child) for holder, child in rows if (holder, child) in young)
-    return allowed
-
-
-def _decide(viewer: User, patient: Person, item: RecordItem | None) -> Decision | None:
-    if viewer.role is Role.PATIENT:
-        if viewer.person_id == patient.id:
-            if item is not None and not item.is_visible_to_patient:
-                return None
-            return Decision("own", None, patient_visible(), True)
-        if parent_may_see(viewer.person_id, patient):
-            if item is not None and (not item.is_visible_to_patient or item.hidden_from_guardians):
-                return None
-            return Decision("parent", None, and_(patient_visible(), RecordItem.hidden_from_guardians.is_(False)), False)
         return None
+    if level is None or holder_age < PROXY_HOLDER_MIN_AGE or subject_age < PROXY_GIVER_MIN_AGE:
+        return None
+    own = ALL_RIGHTS if subject_age >= PARENT_ACCESS_UNTIL_AGE else YOUTH_RIGHTS
+    rights = LEVEL_RIGHTS[level] & own  # never more than the patient has
+    if kind is RelationKind.PROXY:
+        return Grant("proxy", rights, relation_id=relation_id, level=level)
+    if kind is RelationKind.GUARDIAN:
+        return Grant("guardian", rights, hides_guardian_items=True, relation_id=relation_id, level=level)
+    return None
+
+
+def _merged(grants: list[Grant]) -> Grant:
+    """Two relations to the same person (a parent who is also a guardian): the rights of both."""
+    if len(grants) == 1:
+        return grants[0]
+    best = max(grants, key=lambda g_: len(g_.rights))
+    return Grant(
+        best.basis,
+        frozenset().union(*(g_.rights for g_ in grants)),
+        primary_care_only=all(g_.primary_care_only for g_ in grants),
+        hides_guardian_items=all(g_.hides_guardian_items for g_ in grants),
+        relation_id=best.relation_id,
+        level=best.level,
+    )
+
+
+def in_force(today: date) -> ColumnElement[bool]:
+    """The relations that hold today: not revoked, not past their last day."""
+    return and_(Relation.revoked_at.is_(None), or_(Relation.valid_until.is_(None), Relation.valid_until >= today))
+
+
+def _relation_grants(where: ColumnElement[bool], today: date) -> dict[tuple[int, int], Grant]:
+    """{(holder, subject): grant} for the relations in force matching ``where``, in one query."""
+    holder = aliased(Person)
+    subject = aliased(Person)
+    rows = db.session.execute(
+        select(
+            Relation.id,
+            Relation.kind,
+            Relation.level,
+            holder.id,
+            holder.birth_date,
+            holder.address_protection,
+            subject.id,
+            subject.birth_date,
+            subject.address_protection,
+            subject.objects_to_parents_at,
+        )
+        .join(holder, holder.id == Relation.holder_id)
+        .join(subject, subject.id == Relation.subject_id)
+        .where(where, in_force(today))
+    ).all()
+    found: dict[tuple[int, int], list[Grant]] = {}
+    for rid, kind, level, hid, hbirth, hprot, sid, sbirth, sprot, sobj in rows:
+        grant = _relation_grant(
+            rid,
+            RelationKind(kind),
+            ProxyLevel(level) if level else None,
+            _Facts(hid, hbirth, hprot is not None),
+            _Facts(sid, sbirth, sprot is not None, sobj is not None),
+            today,
+        )
+        if grant is not None:
+            found.setdefault((hid, sid), []).append(grant)
+    return {pair: _merged(grants) for pair, grants in found.items()}
+
+
+def grant_for(holder: Person | None, patient: Person, today: date | None = None) -> Grant | None:
+    """What ``holder`` may do in ``patient``'s record today: their own, or through a relation in
+    force. Asked on every request (so access ends by itself on a birthday, at an end date, or when
+    revoked); remembered for the rest of the request."""
+    if holder is None:
+        return None
+    today = today or clock.today_in_norway()
+    cache = g.setdefault("_varde_grants", {}) if has_request_context() else {}
+    key = (holder.id, patient.id, today)
+    if key not in cache:
+        if holder.id == patient.id:
+            cache[key] = own_grant(patient, today)
+        else:
+            cache[key] = _relation_grants(
+                and_(Relation.holder_id == holder.id, Relation.subject_id == patient.id), today
+            ).get((holder.id, patient.id))
+    return cache[key]
+
+
+def grants_held(holder: Person, today: date | None = None) -> list[tuple[Person, Grant]]:
+    """Everyone whose record ``holder`` may open through a relation today, youngest first."""
+    today = today or clock.today_in_norway()
+    grants = _relation_grants(Relation.holder_id == holder.id, today)
+    if not grants:
+        return []
+    people = db.session.scalars(
+        select(Person).where(Person.id.in_([s for _h, s in grants])).order_by(Person.birth_date.desc(), Person.id)
+    ).all()
+    return [(p, grants[(holder.id, p.id)]) for p in people]
+
+
+def grants_over(subject_ids: Iterable[int], today: date | None = None) -> dict[tuple[int, int], Grant]:
+    """{(holder, subject): grant} of everyone who may act for these people today."""
+    ids = sorted(set(subject_ids))
+    today = today or clock.today_in_norway()
+    out: dict[tuple[int, int], Grant] = {}
+    for i in range(0, len(ids), 500):
+        out.update(_relation_grants(Relation.subject_id.in_(ids[i : i + 500]), today))
+    return out
+
+
+def may_hear(grant: Grant, event_kind: str, guardians_may_know: bool = True) -> bool:
+    """May the holder of ``grant`` be told of an event of this kind in the record?"""
+    if grant.hides_guardian_items and not guardians_may_know:
+        return False
+    return EVENT_RIGHTS.get(event_kind, RESULTS) in grant.rights
+
+
+def may_still_hear(viewer: User, person_id: int, event_kind: str) -> bool:
+    """Does a notification of this kind about ``person_id`` still lead the viewer somewhere (a
+    tap on it after a child turned 12 or 16, or after a proxy was revoked, does not)?"""
+    person = db.session.get(Person, person_id)
+    grant = grant_for(viewer.person, person) if person is not None else None
+    return grant is not None and (grant.is_own or may_hear(grant, event_kind))
+
+
+def relatives_allowed(
+    rows: Iterable[tuple[int | None, int, str]], today: date | None = None
+) -> set[tuple[int | None, int, str]]:
+    """Which (holder, subject, event kind) of ``rows`` the holder may still hear of today (the push
+    worker checks each batch again when it sends: a child who has turned 12 or 16, a proxy
+    revoked, a relation ended since). One query per 500 subjects."""
+    wanted = [(h, s, k) for h, s, k in rows if h is not None and h != s]
+    if not wanted:
+        return set()
+    grants = grants_over({s for _h, s, _k in wanted}, today)
+    return {(h, s, k) for h, s, k in wanted if (grant := grants.get((h, s))) is not None and may_hear(grant, k)}
+
+
+def _record_items(grant: Grant) -> ColumnElement[bool]:
+    """The record items a grant shows: released, not withheld, of the kinds its rights name."""
+    kinds = [kind for kind, right in KIND_RIGHTS.items() if right in grant.rights]
+    if not kinds:
+        return false()
+    clause = and_(patient_visible(), RecordItem.kind.in_(kinds))
+    if grant.hides_guardian_items:
+        clause = and_(clause, RecordItem.hidden_from_guardians.is_(False))
+    return clause
+
+
+def _item_allowed(grant: Grant, item: RecordItem) -> bool:
+    if not item.is_visible_to_patient or KIND_RIGHTS.get(item.kind) not in grant.rights:
+        return False
+    return not (grant.hides_guardian_items and item.hidden_from_guardians)
+
+
+def _patient_decision(grant: Grant) -> Decision:
+    return Decision(
+        grant.basis,
+        None,
+        _record_items(grant),
+        grant.is_own,
+        rights=grant.rights,
+        primary_care_only=grant.primary_care_only,
+    )
+
+
+def _decide(viewer: User, patient: Person, item: RecordItem | None, right: str | None = None) -> Decision | None:
+    if viewer.role is Role.PATIENT:
+        grant = grant_for(viewer.person, patient)
+        if grant is None or (right is not None and right not in grant.rights):
+            return None
+        if item is not None and not _item_allowed(grant, item):
+            return None
+        return _patient_decision(grant)
     if viewer.role is Role.CLINICIAN:
         org_ids = staff_organisation_ids(viewer)
         care_org = care_organisation(org_ids, patient)
@@ -223,7 +525,8 @@ def check(
     if category is not None and category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
     mismatched = item is not None and item.person_id != patient.id
-    decision = None if mismatched else _decide(viewer, patient, item)
+    right = CATEGORY_RIGHTS.get(category) if category is not None else None
+    decision = None if mismatched else _decide(viewer, patient, item, right)
     organisation_id = None
     if decision is not None and not decision.is_patient:
         organisation_id = item.organisation_id if item is not None else decision.care_organisation_id
@@ -284,18 +587,10 @@ def switchable_people(viewer: User) -> list[Person]:
     """Everyone whose record the viewer may open from the profile switcher, themselves first."""
     if viewer.role is not Role.PATIENT or viewer.person is None:
         return []
-    today = clock.today_in_norway()
-    children = db.session.scalars(
-        select(Person)
-        .join(Relation, Relation.subject_id == Person.id)
-        .where(
-            Relation.holder_id == viewer.person_id,
-            Relation.kind == RelationKind.PARENT,
-            or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
-        )
-        .order_by(Person.birth_date.desc(), Person.id)
-    ).all()
-    return [viewer.person] + [c for c in children if c.age_on(today) < PARENT_FULL_ACCESS_UNTIL_AGE]
+    g_cache = g.setdefault("_varde_switchable", {}) if has_request_context() else {}
+    if viewer.id not in g_cache:
+        g_cache[viewer.id] = [viewer.person] + [p for p, _grant in grants_held(viewer.person)]
+    return g_cache[viewer.id]
 
 
 def switch_to(viewer: User, person_id: int) -> Person | None:
@@ -304,11 +599,13 @@ def switch_to(viewer: User, person_id: int) -> Person | None:
     person = next((p for p in switchable_people(viewer) if p.id == person_id), None)
     if person is None:
         return None
+    grant = grant_for(viewer.person, person)
     before = session.get(ACTING_FOR) or viewer.person_id
     if person.id == viewer.person_id:
         session.pop(ACTING_FOR, None)
     else:
         session[ACTING_FOR] = person.id
+    session.pop("choose_profile", None)
     g.pop("_varde_acting_for", None)
     if before != person.id:
         audit(
@@ -316,27 +613,48 @@ def switch_to(viewer: User, person_id: int) -> Person | None:
             actor_user_id=viewer.id,
             subject_person_id=person.id,
             object_type="profile",
-            basis="own" if person.id == viewer.person_id else "parent",
+            basis=grant.basis if grant is not None else "own",
         )
     return person
 
 
 def current_patient(viewer: User) -> Person:
-    """Whose record the viewer is looking at in the patient pages: their own, or a child's chosen
-    in the profile switcher while the parent may still see it (checked on every request, so access
-    ends by itself on the birthday). Staff have none: 404."""
+    """Whose record the viewer is looking at in the patient pages: their own, or someone's chosen
+    in the profile switcher while the viewer may still act for them (checked on every request, so
+    access ends by itself on a birthday, at a proxy's end date or when it is revoked; the user is
+    told once). Staff have none: 404."""
     if viewer.role is not Role.PATIENT or viewer.person is None:
         abort(404)
     acting_for = session.get(ACTING_FOR)
     if acting_for is None or acting_for == viewer.person_id:
         return viewer.person
     if g.get("_varde_acting_for") is None:  # once a request: the route and the banner both ask
-        child = db.session.get(Person, acting_for)
-        if child is None or not parent_may_see(viewer.person_id, child):
+        other = db.session.get(Person, acting_for)
+        if other is None or grant_for(viewer.person, other) is None:
             session.pop(ACTING_FOR, None)
+            session["access_ended"] = other.given_name if other is not None else ""
             return viewer.person
-        g._varde_acting_for = child
+        g._varde_acting_for = other
     return g._varde_acting_for
+
+
+def acting_as(viewer: User | None, patient: Person) -> str | None:
+    """What the viewer is to the patient when they act in the patient's record (booking,
+    cancelling, writing): "parent", "proxy" or "guardian" — None for the patient themselves, staff
+    and the system. Staff see it on the booking and the message."""
+    if viewer is None or viewer.role is not Role.PATIENT or viewer.person_id == patient.id:
+        return None
+    grant = grant_for(viewer.person, patient)
+    return grant.basis if grant is not None else None
+
+
+def rights_here(viewer: User) -> frozenset[str]:
+    """What the viewer may do in the record the patient pages show now (the menus and tabs show
+    only what leads somewhere; every route still asks the policy itself)."""
+    if viewer.role is not Role.PATIENT or viewer.person is None:
+        return frozenset()
+    grant = grant_for(viewer.person, current_patient(viewer))
+    return grant.rights if grant is not None else frozenset()
 
 
 # -- Appointments ---------------------------------------------------------------------------
@@ -345,13 +663,12 @@ def current_patient(viewer: User) -> Person:
 # The relatives issue narrows and widens this for 12–16 and adult proxies, here.
 
 
-def _decide_appointments(viewer: User, patient: Person) -> Decision | None:
+def _decide_appointments(viewer: User, patient: Person, right: str = APPOINTMENTS) -> Decision | None:
     if viewer.role is Role.PATIENT:
-        if viewer.person_id == patient.id:
-            return Decision("own", None, patient_visible(), True)
-        if parent_may_see(viewer.person_id, patient):
-            return Decision("parent", None, patient_visible(), False)
-        return None
+        grant = grant_for(viewer.person, patient)
+        if grant is None or APPOINTMENTS not in grant.rights or right not in grant.rights:
+            return None
+        return _patient_decision(grant)
     if viewer.role in (Role.CLINICIAN, Role.CLERK):
         org_ids = staff_organisation_ids(viewer)
         care_org = care_organisation(org_ids, patient)
@@ -361,22 +678,46 @@ def _decide_appointments(viewer: User, patient: Person) -> Decision | None:
     return None
 
 
-def appointment_scope(decision: Decision) -> ColumnElement[bool]:
-    """The clause every query of a patient's appointments applies (staff: their organisations')."""
-    if decision.organisation_ids is None:
-        return true()
-    return Appointment.organisation_id.in_(decision.organisation_ids)
+def _primary_care_organisations() -> ColumnElement[bool]:
+    return Organisation.kind != OrganisationKind.HOSPITAL
+
+
+def appointment_scope(decision: Decision, now: datetime | None = None) -> ColumnElement[bool]:
+    """The clause every query of a patient's appointments applies: staff see their organisations'
+    times; a relative may see only upcoming ones, or only the GP's and municipal services'."""
+    if decision.basis == "care_relation":
+        return (
+            true() if decision.organisation_ids is None else Appointment.organisation_id.in_(decision.organisation_ids)
+        )
+    if APPOINTMENTS not in decision.rights:
+        return false()
+    clause: ColumnElement[bool] = true()
+    if PAST_APPOINTMENTS not in decision.rights:
+        # Today's times stay in view all day; before that is history.
+        clause = and_(clause, Appointment.start >= clock.start_of_today_utc())
+    if decision.primary_care_only:
+        clause = and_(
+            clause, Appointment.organisation_id.in_(select(Organisation.id).where(_primary_care_organisations()))
+        )
+    return clause
+
+
+_BOOKING_ACTIONS = frozenset({"book", "cancel", "change", "accept", "decline", "waitlist"})
 
 
 def check_appointment(
     viewer: User, patient: Person, appointment: Appointment | None = None, *, action: str = "list"
 ) -> Decision:
     """Allow or 404 for the patient's appointments as a whole (``appointment`` None: the list,
-    booking, the waiting list) or one of them; audited either way, like ``check``."""
-    decision = _decide_appointments(viewer, patient)
+    booking, the waiting list) or one of them; audited either way, like ``check``. Booking,
+    cancelling, moving and answering offers need the right to book."""
+    decision = _decide_appointments(viewer, patient, BOOK if action in _BOOKING_ACTIONS else APPOINTMENTS)
     if decision is not None and appointment is not None:
         mine = appointment.person_id == patient.id
-        in_scope = decision.organisation_ids is None or appointment.organisation_id in decision.organisation_ids
+        if decision.basis == "care_relation":
+            in_scope = decision.organisation_ids is None or appointment.organisation_id in decision.organisation_ids
+        else:
+            in_scope = _appointment_in_scope(decision, appointment)
         if not (mine and in_scope):
             decision = None
     organisation_id = None
@@ -391,6 +732,18 @@ def check_appointment(
         appointment.id if appointment is not None else None,
         organisation_id,
     )
+
+
+def _appointment_in_scope(decision: Decision, appointment: Appointment) -> bool:
+    if PAST_APPOINTMENTS not in decision.rights and appointment.start < clock.start_of_today_utc():
+        return False
+    return not (decision.primary_care_only and appointment.organisation.kind is OrganisationKind.HOSPITAL)
+
+
+def unit_in_scope(decision: Decision, unit: CareUnit) -> bool:
+    """May a relative with this decision write to, or book with, this care unit (a parent of a
+    12–16 year old: only the GP office and municipal services)?"""
+    return not (decision.primary_care_only and unit.organisation.kind is OrganisationKind.HOSPITAL)
 
 
 def load_appointment(viewer: User, patient: Person, appointment_id: int, action: str) -> Appointment:
@@ -452,15 +805,19 @@ def audit_unit_list(
 # issue adds the 12–16 rules and adult proxies here.
 
 
-def _decide_messages(viewer: User, patient: Person | None) -> Decision | None:
+_WRITING_ACTIONS = frozenset({"write", "reply", "draft", "send"})
+
+
+def _decide_messages(viewer: User, patient: Person | None, action: str = "read") -> Decision | None:
     if viewer.role is Role.PATIENT:
         if patient is None:
             return None
-        if viewer.person_id == patient.id:
-            return Decision("own", None, patient_visible(), True)
-        if parent_may_see(viewer.person_id, patient):
-            return Decision("parent", None, patient_visible(), False)
-        return None
+        grant = grant_for(viewer.person, patient)
+        if grant is None or READ_MESSAGES not in grant.rights:
+            return None
+        if action in _WRITING_ACTIONS and WRITE_MESSAGES not in grant.rights:
+            return None
+        return _patient_decision(grant)
     if viewer.role in (Role.CLINICIAN, Role.CLERK):
         unit_ids = staff_unit_ids(viewer)
         if not unit_ids:
@@ -469,12 +826,29 @@ def _decide_messages(viewer: User, patient: Person | None) -> Decision | None:
     return None
 
 
-def _conversation_allowed(decision: Decision | None, patient_id: int, unit_id: int, person: Person | None) -> bool:
+def _conversation_allowed(
+    decision: Decision | None, patient_id: int, unit_id: int, person: Person | None, organisation_id: int | None = None
+) -> bool:
     if decision is None:
         return False
     if decision.care_unit_ids is not None:
         return unit_id in decision.care_unit_ids
-    return person is not None and patient_id == person.id
+    if person is None or patient_id != person.id:
+        return False
+    if decision.primary_care_only:
+        organisation = db.session.get(Organisation, organisation_id) if organisation_id is not None else None
+        return organisation is not None and organisation.kind is not OrganisationKind.HOSPITAL
+    return True
+
+
+def conversation_scope(decision: Decision) -> ColumnElement[bool]:
+    """The clause every query of a patient's conversations applies: staff see their units'; a
+    parent of a 12–16 year old only those with the GP office and municipal services."""
+    if decision.care_unit_ids is not None:
+        return Conversation.care_unit_id.in_(decision.care_unit_ids)
+    if decision.primary_care_only:
+        return Conversation.organisation_id.in_(select(Organisation.id).where(_primary_care_organisations()))
+    return true()
 
 
 def check_messages(
@@ -490,11 +864,11 @@ def check_messages(
     conversation given are refused: they reach a patient's messages one conversation at a time.
     ``audited`` False is for what reads nothing of the patient's (saving one's own draft, or a
     check the caller audits itself): an allowed one writes no row; a denial always does."""
-    decision = _decide_messages(viewer, patient)
+    decision = _decide_messages(viewer, patient, action)
     if decision is not None and conversation is None and viewer.role is not Role.PATIENT:
         decision = None
     if conversation is not None and not _conversation_allowed(
-        decision, conversation.person_id, conversation.care_unit_id, patient
+        decision, conversation.person_id, conversation.care_unit_id, patient, conversation.organisation_id
     ):
         decision = None
     if decision is not None and not audited:
@@ -584,12 +958,12 @@ def conversation_revision(viewer: User, patient: Person | None, conversation_id:
     writes no audit row; the page it asks for, when something is new, is a read and is audited).
     A conversation the viewer may not reach is a 404, and that attempt is audited."""
     row = db.session.execute(
-        select(Conversation.person_id, Conversation.care_unit_id, Conversation.revision).where(
-            Conversation.id == conversation_id
-        )
+        select(
+            Conversation.person_id, Conversation.care_unit_id, Conversation.revision, Conversation.organisation_id
+        ).where(Conversation.id == conversation_id)
     ).first()
     decision = _decide_messages(viewer, patient)
-    if row is None or not _conversation_allowed(decision, row[0], row[1], patient):
+    if row is None or not _conversation_allowed(decision, row[0], row[1], patient, row[3]):
         subject_id = patient.id if patient is not None else (row[0] if row is not None else None)
         audit(
             "poll_conversation",
@@ -604,39 +978,72 @@ def conversation_revision(viewer: User, patient: Person | None, conversation_id:
     return row[2]
 
 
-def notification_recipients(person_ids: set[int]) -> dict[int, list[tuple[int, bool]]]:
-    """Who hears of events in these people's records, as {person id: [(account id, is own)]}:
-    the person's own account, and every parent who may see the record now. Three queries for the
-    whole batch. (An item hidden from guardians is the caller's to leave parents out of.)"""
-    if not person_ids:
-        return {}
-    ids = sorted(person_ids)
-    out: dict[int, list[tuple[int, bool]]] = {pid: [] for pid in ids}
+def notification_recipients(
+    changes: Iterable[tuple[int, str, str | None, int | None, bool]],
+) -> list[list[tuple[int, bool]]]:
+    """Who hears of each change ``(person id, event kind, object type, object id, guardians may
+    know)``, as a list per change of (account id, is own): the person's own account (when they
+    may log in) and every relative whose grant lets them know of such a thing — a parent of a
+    12–16 year old only of times and messages with the GP and municipal services. A handful of
+    queries for the whole batch."""
+    changes = list(changes)
+    ids = sorted({c[0] for c in changes})
+    if not ids:
+        return [[] for _ in changes]
+    today = clock.today_in_norway()
+    own: dict[int, list[int]] = {}
     for account_id, person_id in db.session.execute(
         select(User.id, User.person_id).where(User.person_id.in_(ids), User.role == Role.PATIENT, User.active.is_(True))
     ):
-        out[person_id].append((account_id, True))
-    today = clock.today_in_norway()
-    young = [
-        pid
-        for pid, birth in db.session.execute(select(Person.id, Person.birth_date).where(Person.id.in_(ids)))
-        if age_on(birth, today) < PARENT_FULL_ACCESS_UNTIL_AGE
-    ]
-    if young:
-        for account_id, child_id in db.session.execute(
-            select(User.id, Relation.subject_id)
-            .join(Relation, Relation.holder_id == User.person_id)
-            .where(
-                Relation.subject_id.in_(young),
-                Relation.kind == RelationKind.PARENT,
-                or_(Relation.valid_until.is_(None), Relation.valid_until >= today),
-                User.role == Role.PATIENT,
-                User.active.is_(True),
-            )
+        own.setdefault(person_id, []).append(account_id)
+    people = {p.id: p for p in db.session.scalars(select(Person).where(Person.id.in_(ids)))}
+    grants = grants_over(ids, today)
+    accounts: dict[int, list[int]] = {}
+    if grants:
+        holders = sorted({h for h, _s in grants})
+        for account_id, person_id in db.session.execute(
+            select(User.id, User.person_id)
+            .where(User.person_id.in_(holders), User.role == Role.PATIENT, User.active.is_(True))
             .order_by(User.id)
         ):
-            out[child_id].append((account_id, False))
+            accounts.setdefault(person_id, []).append(account_id)
+    by_subject: dict[int, list[tuple[int, Grant]]] = {}
+    for (holder, subject), grant in sorted(grants.items()):
+        by_subject.setdefault(subject, []).append((holder, grant))
+    hospital_objects = _hospital_objects(changes) if any(g_.primary_care_only for g_ in grants.values()) else set()
+    out: list[list[tuple[int, bool]]] = []
+    for person_id, kind, object_type, object_id, guardians_may_know in changes:
+        rows: list[tuple[int, bool]] = []
+        person = people.get(person_id)
+        if person is not None and own_grant(person, today) is not None:
+            rows += [(a, True) for a in own.get(person_id, [])]
+        for holder, grant in by_subject.get(person_id, []):
+            if not may_hear(grant, kind, guardians_may_know):
+                continue
+            if grant.primary_care_only and (object_type is None or (object_type, object_id) in hospital_objects):
+                continue
+            rows += [(a, False) for a in accounts.get(holder, [])]
+        out.append(rows)
     return out
+
+
+def _hospital_objects(changes: list[tuple[int, str, str | None, int | None, bool]]) -> set[tuple[str, int | None]]:
+    """Which conversations and appointments among the changes' objects are with a hospital."""
+    found: set[tuple[str, int | None]] = set()
+    for object_type, model in (("conversation", Conversation), ("appointment", Appointment)):
+        ids = sorted({c[3] for c in changes if c[2] == object_type and c[3] is not None})
+        if ids:
+            found.update(
+                (object_type, oid)
+                for (oid,) in db.session.execute(
+                    select(model.id)
+                    .join(Organisation, Organisation.id == model.organisation_id)
+                    .where(model.id.in_(ids), Organisation.kind == OrganisationKind.HOSPITAL)
+                )
+            )
+    # Anything else (a result, an offer) is not for a parent with limited access.
+    found.update((c[2], c[3]) for c in changes if c[2] not in ("conversation", "appointment"))
+    return found
 
 
 def init_app(app: Flask) -> None:

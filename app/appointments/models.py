@@ -229,9 +229,12 @@ class Appointment(db.Model):
     status: Mapped[AppointmentStatus] = mapped_column(str_enum(AppointmentStatus), default=AppointmentStatus.BOOKED)
     booked_via: Mapped[Channel] = mapped_column(str_enum(Channel))
     booked_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    # Set when a relative booked it for the patient: parent, proxy or guardian (staff see it).
+    booked_by_relation: Mapped[str | None] = mapped_column(String(16))
     cancelled_at: Mapped[datetime | None]
     cancelled_via: Mapped[Channel | None] = mapped_column(str_enum(Channel))
     cancelled_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"))
+    cancelled_by_relation: Mapped[str | None] = mapped_column(String(16))
     cancel_reason: Mapped[str | None] = mapped_column(String(300))
     replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("appointment.id"))  # moved to
     marked_at: Mapped[datetime | None]  # attended / no-show recorded

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app import clock
+from app.access import policy
 from app.appointments.models import (
     Appointment,
     AppointmentStatus,
@@ -259,6 +260,7 @@ def _appointment_on(slot: Slot, patient: Person, via: Channel, viewer: User | No
         status=AppointmentStatus.BOOKED,
         booked_via=via,
         booked_by_user_id=viewer.id if viewer is not None else None,
+        booked_by_relation=policy.acting_as(viewer, patient),
     )
     db.session.add(appointment)
     db.session.flush()
@@ -306,6 +308,7 @@ def _release(appointment: Appointment, now: datetime, *, via: Channel, viewer: U
     appointment.cancelled_at = now
     appointment.cancelled_via = via
     appointment.cancelled_by_user_id = viewer.id if viewer is not None else None
+    appointment.cancelled_by_relation = policy.acting_as(viewer, appointment.person)
     appointment.cancel_reason = (reason or "").strip()[:300] or None
     offers.end_waiting_for(appointment, now)
     slot = appointment.slot

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from flask import current_app, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import ColumnElement, case, func, or_, select, text, true, tuple_, update
+from sqlalchemy import ColumnElement, case, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import InstrumentedAttribute, joinedload, selectinload
 
 from app import clock
+from app.access import policy
 from app.access.policy import Decision
 from app.appointments.models import Appointment, AppointmentStatus
 from app.auth.models import Role, StaffMembership, User
@@ -50,7 +51,7 @@ RELATION_WORDS = {
 }
 _RELATION_ORDER = list(RELATION_WORDS)
 # What a relative is to the patient, shown with what they wrote.
-RELATIVE_WORDS = {"parent": _l("forelder")}
+RELATIVE_WORDS = {"parent": _l("forelder"), "proxy": _l("fullmektig"), "guardian": _l("verge")}
 
 
 @dataclass
@@ -171,13 +172,6 @@ def answer_due(conversation: Conversation, inbox: MessageInbox | None) -> dateti
 # -- Reading -----------------------------------------------------------------------------------
 
 
-def conversation_scope(decision: Decision) -> ColumnElement[bool]:
-    """The clause every query of a patient's conversations applies (staff: their units')."""
-    if decision.care_unit_ids is None:
-        return true()
-    return Conversation.care_unit_id.in_(decision.care_unit_ids)
-
-
 def conversations(
     patient: Person, decision: Decision, *, before: tuple[datetime, int] | None = None, limit: int = 20
 ) -> list[Conversation]:
@@ -185,7 +179,7 @@ def conversations(
     query = (
         select(Conversation)
         .options(joinedload(Conversation.care_unit).joinedload(CareUnit.organisation))
-        .where(Conversation.person_id == patient.id, conversation_scope(decision))
+        .where(Conversation.person_id == patient.id, policy.conversation_scope(decision))
         .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         .limit(limit + 1)
     )
@@ -203,7 +197,7 @@ def earlier_conversations(patient: Person, decision: Decision, unit_id: int) -> 
             .where(
                 Conversation.person_id == patient.id,
                 Conversation.care_unit_id == unit_id,
-                conversation_scope(decision),
+                policy.conversation_scope(decision),
             )
             .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
             .limit(50)

@@ -42,7 +42,7 @@ from pywebpush import CaseInsensitiveDict, WebPusher, WebPushException
 from sqlalchemy import ColumnElement, case, delete, func, or_, select, update
 
 from app import clock
-from app.access.policy import parents_allowed
+from app.access.policy import relatives_allowed
 from app.auth.models import User
 from app.db import db, one_of
 from app.notify import vapid
@@ -220,16 +220,16 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
     texts: dict[tuple[str, str, str | None], tuple[str, str]] = {}
     jobs, expired, gone, broken = [], [], [], []
     # Checked again when it is sent (it may have waited out the night): a child who has turned 12
-    # since, or a relation that ended, is not pushed to the parent. One query for the batch.
-    parents = parents_allowed(
-        (r.own_person_id, r.subject_person_id, r.birth_date) for r in rows if r.subject_person_id != r.own_person_id
+    # or 16 since, a proxy revoked or a relation that ended is not pushed to. One query for the batch.
+    relatives = relatives_allowed(
+        (r.own_person_id, r.subject_person_id, r.kind) for r in rows if r.subject_person_id != r.own_person_id
     )
     for r in rows:
         if r.expires_at is not None and r.expires_at <= now:
             expired.append(r.id)
             continue
         own = r.subject_person_id == r.own_person_id
-        if not r.active or (not own and (r.own_person_id, r.subject_person_id) not in parents):
+        if not r.active or (not own and (r.own_person_id, r.subject_person_id, r.kind) not in relatives):
             gone.append(r.id)
             continue
         try:

@@ -91,8 +91,10 @@ def emit_many(changes: list[Change]) -> list[Event]:
         if change.url is not None and not (change.url.startswith("/") and not change.url.startswith("//")):
             raise ValueError("an event's url is a path inside Varde")
     now = clock.utcnow()
-    recipients = notification_recipients({c.person_id for c in changes})
-    account_ids = sorted({account_id for rows in recipients.values() for account_id, _own in rows})
+    recipients = notification_recipients(
+        (c.person_id, c.kind, c.object_type, c.object_id, c.guardians_may_know) for c in changes
+    )
+    account_ids = sorted({account_id for rows in recipients for account_id, _own in rows})
     settings: dict[int, NotificationSettings] = {}
     devices: dict[int, list[int]] = {}
     if account_ids:
@@ -110,7 +112,7 @@ def emit_many(changes: list[Change]) -> list[Event]:
             devices.setdefault(account_id, []).append(sub_id)
     out: list[Event] = []
     pushes = False
-    for change in changes:
+    for change, change_recipients in zip(changes, recipients, strict=True):
         spec = kind_of(change.kind)
         event = Event(
             person_id=change.person_id,
@@ -122,9 +124,7 @@ def emit_many(changes: list[Change]) -> list[Event]:
             created_at=now,
             delivered_at=now,
         )
-        for account_id, own in recipients.get(change.person_id, []):
-            if not own and not change.guardians_may_know:
-                continue
+        for account_id, _own in change_recipients:
             notification = Notification(
                 token=secrets.token_urlsafe(16),
                 account_id=account_id,

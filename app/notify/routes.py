@@ -58,7 +58,8 @@ def open_(token: str) -> Response:
         abort(404)
     services.mark_read(current_user.id, notification.id)
     # Show the record it is about: a child's, or one's own (also when looking at a child's now).
-    person = policy.switch_to(current_user, notification.subject_person_id)
+    allowed = policy.may_still_hear(current_user, notification.subject_person_id, notification.kind)
+    person = policy.switch_to(current_user, notification.subject_person_id) if allowed else None
     if person is None:
         db.session.commit()
         # No longer allowed (the child turned 12, the relation ended): say so, show nothing.

@@ -82,8 +82,21 @@ class Person(db.Model):
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[date]
+    # The population register's address protection: "6" strengt fortrolig (also 6 utland), "7"
+    # fortrolig. Such a person can neither represent anyone nor be represented in Varde.
+    address_protection: Mapped[str | None] = mapped_column(String(1))
+    # A young person (12–16) has objected, and a clinician recorded it, to their parents seeing
+    # their appointments and messages (pbrl. § 3-4 second paragraph): parents then see nothing.
+    objects_to_parents_at: Mapped[datetime | None]
+    # The clinician's account (no foreign key: account already refers to person; the audit log
+    # holds the same).
+    objects_to_parents_by_id: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=now_default)
     updated_at: Mapped[datetime] = mapped_column(default=now_default, onupdate=now_default)
+
+    @property
+    def is_protected(self) -> bool:
+        return self.address_protection is not None
 
     @validates("national_id")
     def _validate_national_id(self, _key: str, value: str) -> str:
@@ -119,14 +132,29 @@ class PersonIdentifier(db.Model):
 
 
 class RelationKind(StrEnum):
-    # A parent with parental responsibility (foreldreansvar). Adult proxies and guardians (verge)
-    # arrive with the relatives issue as further kinds.
+    # A parent with parental responsibility (foreldreansvar): from the population register (FHIR
+    # RelatedPerson) or registered by staff.
     PARENT = "parent"
+    # An adult the patient gave power of attorney (fullmakt) in Varde, at a level.
+    PROXY = "proxy"
+    # A guardian (verge) appointed for an adult who cannot consent, registered by staff, at a level.
+    GUARDIAN = "guardian"
+
+
+class ProxyLevel(StrEnum):
+    """HelsaMi's levels of access for an adult proxy or a guardian. What each lets the holder do is
+    decided by the access policy (app/access/policy.py, LEVEL_RIGHTS) alone."""
+
+    STANDARD = "standard"  # appointments, health information, messages, booking
+    READ_ONLY = "read_only"  # see what Standard sees, do nothing
+    COMMUNICATE = "communicate"  # appointments and messages, no health information
+    FULL = "full"  # everything the patient has: notes, history, questionnaires, settings
 
 
 class Relation(db.Model):
-    """Someone (``holder``) who may act for someone else (``subject``): registered by staff or from
-    the population register. What the holder may see is decided by the access policy alone."""
+    """Someone (``holder``) who may act for someone else (``subject``): a parent, an adult proxy
+    or a guardian. What the holder may see is decided by the access policy alone. A revoked or
+    ended relation is kept (``revoked_at``) so the patient's history of who had access stays."""
 
     __tablename__ = "person_relation"
     __table_args__ = (UniqueConstraint("holder_id", "subject_id", "kind", name="uq_person_relation"),)
@@ -135,11 +163,49 @@ class Relation(db.Model):
     holder_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     subject_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     kind: Mapped[RelationKind] = mapped_column(str_enum(RelationKind))
-    valid_until: Mapped[date | None]
+    level: Mapped[ProxyLevel | None] = mapped_column(str_enum(ProxyLevel))  # proxies and guardians
+    scope_text: Mapped[str | None] = mapped_column(String(500))  # a guardianship's mandate, as written
+    valid_until: Mapped[date | None]  # the last day it holds; None: until revoked
+    source: Mapped[str] = mapped_column(String(16), default="staff")  # staff, register, patient (invited)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None]
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=now_default)
 
     holder: Mapped[Person] = relationship(foreign_keys=[holder_id])
     subject: Mapped[Person] = relationship(foreign_keys=[subject_id])
+
+
+class ProxyInvitation(db.Model):
+    """A one-time code a patient made for someone to become their proxy. Only a hash of the code
+    is stored; it works once, before ``expires_at``."""
+
+    __tablename__ = "proxy_invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    level: Mapped[ProxyLevel] = mapped_column(str_enum(ProxyLevel))
+    valid_until: Mapped[date | None]  # the proxy's end date, carried to the relation
+    expires_at: Mapped[datetime]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    used_at: Mapped[datetime | None]
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    cancelled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+
+
+class AgeNotice(db.Model):
+    """That the notice before a child's access change (at 11 years 11 months, at 15 years 11
+    months) was written, once per child and threshold, so the daily job never writes it twice."""
+
+    __tablename__ = "age_notice"
+    __table_args__ = (UniqueConstraint("person_id", "threshold", name="uq_age_notice"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    threshold: Mapped[int]  # the age the access changes at: 12 or 16
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
 
 
 class UnitRelationKind(StrEnum):

@@ -54,6 +54,17 @@ def switch_profile() -> Response:
     return htmx.redirect_to(url_for("portal.overview"))
 
 
+@bp.route("/velg-journal")
+def choose() -> Response:
+    """After login, for someone who may see others' records: whose to see first."""
+    from app.access import policy
+
+    people = policy.switchable_people(current_user)
+    if len(people) < 2:
+        return htmx.redirect_to(url_for("portal.overview"))
+    return htmx.render("portal/choose.html", people=people, active_tab="overview")
+
+
 @bp.route("/meny")
 def menu() -> Response:
     return htmx.render("portal/menu.html", active_tab="menu")

@@ -9,7 +9,7 @@ withholding). Lists read only this table; note text, PDFs and the original FHIR 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -197,3 +197,40 @@ class FhirClient(db.Model):
     last_used_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation] = relationship(lazy="joined", innerjoin=True)
+
+
+class CopyRequestState(StrEnum):
+    RECEIVED = "received"  # waiting for the organisation
+    ANSWERED = "answered"  # the copy was sent as a document in Varde
+    REFUSED = "refused"  # refused in whole, with the reason written (pbrl. § 5-1)
+
+
+class CopyRequest(db.Model):
+    """A patient's request for a copy of their record (innsyn, pbrl. § 5-1) from one organisation.
+    The organisation must answer within 30 days (``due_on``); the answer is a document in the
+    record, announced with an event."""
+
+    __tablename__ = "copy_request"
+    __table_args__ = (Index("ix_copy_request_org_state_due", "organisation_id", "state", "due_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    whole_record: Mapped[bool] = mapped_column(default=True)
+    # What part, in the patient's words, when not the whole record ("Røntgen av kneet i 2024").
+    part_text: Mapped[str | None] = mapped_column(Text)
+    period_from: Mapped[date | None]
+    period_to: Mapped[date | None]
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    requested_by_relation: Mapped[str | None] = mapped_column(String(16))  # a relative asked for it
+    requested_at: Mapped[datetime]
+    due_on: Mapped[date]  # the legal deadline: 30 days after it was received
+    state: Mapped[CopyRequestState] = mapped_column(str_enum(CopyRequestState), default=CopyRequestState.RECEIVED)
+    handled_by_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    answered_at: Mapped[datetime | None]
+    answer_text: Mapped[str | None] = mapped_column(Text)  # the covering letter or the reason refused
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("record_item.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=now_default)
+
+    person: Mapped[Person] = relationship()
+    organisation: Mapped[Organisation] = relationship()

@@ -268,11 +268,15 @@ def who_has_seen() -> Response:
     rows = db.session.execute(q).all()
     more = len(rows) > 50
     rows = rows[:50]
+    from app.access import proxies
+
     return htmx.render(
         "record/who_has_seen.html",
         active_tab="record",
         rows=rows,
         next_before=rows[-1][0].id if more else None,
+        # The patient's own view: what each proxy and guardian did, next to the log.
+        relatives=proxies.given_by(patient) if viewer.person_id == patient.id else [],
     )
 
 
@@ -317,6 +321,20 @@ def status_words(item) -> str:  # type: ignore[no-untyped-def]
 def role_words(role) -> str:  # type: ignore[no-untyped-def]
     words = ROLE_WORDS.get(role.value)
     return words() if words else role.value
+
+
+BASIS_WORDS = {
+    "parent": lambda: _("Forelder"),
+    "proxy": lambda: _("Fullmektig"),
+    "guardian": lambda: _("Verge"),
+}
+
+
+@bp.app_template_global()
+def basis_words(basis: str | None) -> str | None:
+    """What a relative is to the patient, from the audit row's basis (None for staff)."""
+    words = BASIS_WORDS.get(basis or "")
+    return words() if words else None
 
 
 @bp.app_template_global()

@@ -20,6 +20,8 @@ PATHS = {
     "logout": '<path d="M9 21H5V3h4M16 17l5-5-5-5M21 12H9"/>',
     "chevron": '<path d="M9 6l6 6-6 6"/>',
     "bell": '<path d="M6 16V11a6 6 0 0 1 12 0v5l2 2H4z"/><path d="M10 20a2 2 0 0 0 4 0"/>',
+    "people": '<circle cx="9" cy="8" r="3"/><path d="M3 20v-1a6 6 0 0 1 12 0v1"/><circle cx="17" cy="9" r="2.5"/>'
+    '<path d="M16 14.2a5 5 0 0 1 5 4.8v1"/>',
     "info": '<circle cx="12" cy="12" r="9"/><path d="M12 11v5M12 8h.01"/>',
 }
 

@@ -138,6 +138,29 @@ def _acting_for():  # type: ignore[no-untyped-def]
     return None if person.id == current_user.person_id else person
 
 
+def _may(right: str) -> bool:
+    """Does the viewer have this right in the record the patient pages show (menus show only what
+    leads somewhere; every route asks the policy itself)?"""
+    from flask_login import current_user
+
+    from app.access import policy
+
+    if not current_user.is_authenticated:
+        return False
+    if "_varde_rights" not in g:
+        g._varde_rights = policy.rights_here(current_user)
+    return right in g._varde_rights
+
+
+def _access_ended():  # type: ignore[no-untyped-def]
+    """Once, after the policy ended acting for someone (a birthday, an end date, a revoked proxy):
+    their first name ("" if unknown), else None."""
+    from flask import session
+
+    _acting_for()  # asks the policy first, which notes an ended access in the session
+    return session.pop("access_ended") if "access_ended" in session else None  # no write when absent
+
+
 def init_app(app: Flask) -> None:
     # Same callables Flask-Babel installs, minus its per-call context lookups.
     app.jinja_env.install_gettext_callables(
@@ -158,6 +181,8 @@ def init_app(app: Flask) -> None:
         htmx_config=HTMX_CONFIG,
         unread_notifications=_unread_notifications,
         acting_for=_acting_for,
+        access_ended=_access_ended,
+        may=_may,
         notification_text=text_for,
         today=clock.today_in_norway,
         when_text=when_text,

@@ -1,0 +1,241 @@
+"""The patient's proxies (Fullmakter): give someone access by national id or a one-time code, see
+and end the access given, see what each proxy did, and use a code one has been given.
+
+These pages are about the logged-in person's own record, whoever they are looking at in the
+profile switcher: one only ever gives access to one's own record.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
+
+from app import clock
+from app.access import policy, proxies
+from app.access.forms import LEVEL_HINTS, AcceptCodeForm, CodeProxyForm, GiveProxyForm
+from app.auth.models import Role
+from app.db import db
+from app.people.models import Person, ProxyLevel, Relation
+from app.refusal import Refused
+from app.web import htmx
+
+bp = Blueprint("proxies", __name__, url_prefix="/fullmakter")
+CODE_ATTEMPTS = "10 per hour"  # wrong codes one account may try: guessing ~49 bits is hopeless anyway
+
+
+@bp.before_request
+def patients_only() -> None:
+    if not current_user.is_authenticated or current_user.role is not Role.PATIENT or current_user.person is None:
+        abort(404)
+
+
+def _me() -> Person:
+    return current_user.person
+
+
+def _context(give: GiveProxyForm | None = None, code: CodeProxyForm | None = None, **extra: object) -> dict:
+    me = _me()
+    today = clock.today_in_norway()
+    return {
+        "active_tab": "menu",
+        "given": proxies.given_by(me),
+        "held": proxies.held_by(me),
+        "codes": proxies.open_codes(me),
+        "give_form": give or GiveProxyForm(prefix="gi"),
+        "code_form": code or CodeProxyForm(prefix="kode"),
+        "level_hints": LEVEL_HINTS,
+        "may_give": me.age_on(today) >= policy.PROXY_GIVER_MIN_AGE and not me.is_protected,
+        "in_force": proxies.is_in_force,
+        "level_words": level_words,
+        **extra,
+    }
+
+
+def _refused(refused: Refused, status: int = 409, **forms: object) -> Response:
+    db.session.rollback()
+    return htmx.render("access/proxies.html", status=status, error=refused.message, **_context(**forms))  # type: ignore[arg-type]
+
+
+@bp.route("")
+def index() -> Response:
+    return htmx.render("access/proxies.html", notice=request.args.get("ok"), **_context())
+
+
+@bp.route("/gi", methods=["POST"])
+def give() -> Response:
+    form = GiveProxyForm(prefix="gi")
+    if not form.validate():
+        return htmx.render("access/proxies.html", status=400, **_context(give=form))
+    try:
+        relation = proxies.invite_by_national_id(
+            current_user, _me(), form.national_id.data, form.level_value(), form.valid_until.data
+        )
+    except Refused as refused:
+        return _refused(refused, give=form)
+    db.session.commit()
+    return htmx.redirect_to(url_for("proxies.index", ok="gitt", _anchor=f"fullmakt-{relation.id}"))
+
+
+@bp.route("/kode", methods=["POST"])
+def make_code() -> Response:
+    form = CodeProxyForm(prefix="kode")
+    if not form.validate():
+        return htmx.render("access/proxies.html", status=400, **_context(code=form))
+    try:
+        invitation, code = proxies.make_code(current_user, _me(), form.level_value(), form.valid_until.data)
+    except Refused as refused:
+        return _refused(refused, code=form)
+    db.session.commit()
+    # Shown once, on this response only (never stored in clear, never cached).
+    response = htmx.render(
+        "access/code.html", active_tab="menu", code=code, invitation=invitation, level_words=level_words
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/kode/<int:invitation_id>/trekk-tilbake", methods=["POST"])
+def cancel_code(invitation_id: int) -> Response:
+    if proxies.cancel_code(current_user, _me(), invitation_id) is None:
+        abort(404)
+    db.session.commit()
+    return htmx.redirect_to(url_for("proxies.index", ok="kode-trukket"))
+
+
+@bp.route("/<int:relation_id>/avslutt", methods=["POST"])
+def end(relation_id: int) -> Response:
+    try:
+        relation = proxies.end(current_user, _me(), relation_id)
+    except Refused as refused:
+        return _refused(refused)
+    if relation is None:
+        abort(404)
+    db.session.commit()
+    return htmx.redirect_to(url_for("proxies.index", ok="avsluttet"))
+
+
+@bp.route("/<int:relation_id>/aktivitet")
+def activity(relation_id: int) -> Response:
+    """What one proxy or guardian did in the patient's record, from the audit log."""
+    relation = db.session.get(Relation, relation_id)
+    if relation is None or relation.subject_id != _me().id:
+        abort(404)
+    return htmx.render(
+        "access/activity.html",
+        active_tab="menu",
+        relation=relation,
+        events=proxies.activity(_me(), relation.holder_id),
+        level_words=level_words,
+    )
+
+
+def _code_limiter() -> FixedWindowRateLimiter:
+    limiter = current_app.extensions.get("varde.proxy_code_limiter")
+    if limiter is None:
+        storage = current_app.extensions["varde.login_throttle"].storage
+        limiter = current_app.extensions["varde.proxy_code_limiter"] = FixedWindowRateLimiter(storage)
+    return limiter
+
+
+@bp.route("/bruk-kode", methods=["GET", "POST"])
+def accept() -> Response:
+    form = AcceptCodeForm()
+    if request.method == "GET":
+        return htmx.render("access/accept.html", active_tab="menu", form=form)
+    if not form.validate():
+        return htmx.render("access/accept.html", active_tab="menu", form=form, status=400)
+    item = parse(CODE_ATTEMPTS)
+    if not _code_limiter().test(item, "varde-proxy-code", str(current_user.id)):
+        form.code.errors.append(_("Du har prøvd mange koder på kort tid. Vent en time og prøv igjen."))
+        return htmx.render("access/accept.html", active_tab="menu", form=form, status=429)
+    try:
+        relation = proxies.accept_code(current_user, _me(), form.code.data)
+    except Refused as refused:
+        db.session.rollback()
+        _code_limiter().hit(item, "varde-proxy-code", str(current_user.id))  # only wrong codes count
+        form.code.errors.append(refused.message)
+        return htmx.render("access/accept.html", active_tab="menu", form=form, status=409)
+    db.session.commit()
+    return htmx.redirect_to(url_for("proxies.index", ok="kode-brukt", _anchor=f"fullmakt-{relation.id}"))
+
+
+LEVEL_WORDS = {
+    ProxyLevel.STANDARD: lambda: _("Standard"),
+    ProxyLevel.READ_ONLY: lambda: _("Bare lese"),
+    ProxyLevel.COMMUNICATE: lambda: _("Bare kommunisere"),
+    ProxyLevel.FULL: lambda: _("Full tilgang"),
+}
+
+
+def level_words(level: ProxyLevel | None) -> str:
+    return LEVEL_WORDS[level]() if level is not None else ""
+
+
+# What a relative did, in words (the audit row's action is "<verb>_<object>").
+VERBS = {
+    "read": lambda: _("så"),
+    "list": lambda: _("så"),
+    "poll": lambda: _("så"),
+    "download": lambda: _("lastet ned"),
+    "reply": lambda: _("svarte i"),
+    "write": lambda: _("skrev"),
+    "book": lambda: _("bestilte"),
+    "cancel": lambda: _("avbestilte"),
+    "change": lambda: _("flyttet"),
+    "accept": lambda: _("takket ja til"),
+    "decline": lambda: _("takket nei til"),
+    "waitlist": lambda: _("endret ventelisten for"),
+    "draft": lambda: _("skrev et utkast i"),
+}
+OBJECTS = {
+    "record_item": lambda: _("en opplysning i journalen"),
+    "overview": lambda: _("forsiden"),
+    "results": lambda: _("prøvesvarene"),
+    "notes": lambda: _("notatene"),
+    "visits": lambda: _("besøkene"),
+    "medications": lambda: _("legemidlene"),
+    "immunizations": lambda: _("vaksinene"),
+    "documents": lambda: _("dokumentene"),
+    "export": lambda: _("en kopi av journalen"),
+    "access_log": lambda: _("hvem som har sett journalen"),
+    "appointments": lambda: _("timene"),
+    "appointment": lambda: _("en time"),
+    "offer": lambda: _("et tilbud om tidligere time"),
+    "messages": lambda: _("meldingene"),
+    "conversation": lambda: _("en samtale"),
+    "attachment": lambda: _("et vedlegg"),
+}
+WHOLE = {
+    "profile_switched": lambda: _("åpnet journalen din"),
+    "proxy_granted": lambda: _("fikk fullmakt"),
+    "proxy_code_used": lambda: _("brukte en engangskode og fikk fullmakt"),
+    "proxy_revoked": lambda: _("fullmakten ble avsluttet"),
+}
+
+
+@bp.app_template_global()
+def activity_words(event) -> str:  # type: ignore[no-untyped-def]
+    if (whole := WHOLE.get(event.action)) is not None:
+        return whole()
+    verb = VERBS.get(event.action.split("_", 1)[0])
+    what = OBJECTS.get(event.object_type or "")
+    if verb is None or what is None:
+        return _("var inne i journalen din")
+    return _("%(verb)s %(what)s", verb=verb(), what=what())
+
+
+RELATIVE_WORDS = {
+    "parent": lambda: _("forelder"),
+    "proxy": lambda: _("fullmektig"),
+    "guardian": lambda: _("verge"),
+}
+
+
+@bp.app_template_global()
+def relative_word(key: str | None) -> str:
+    """What someone acting for the patient is to them, in a sentence ("bestilt av forelder")."""
+    words = RELATIVE_WORDS.get(key or "")
+    return words() if words else (key or "")
