@@ -35,6 +35,7 @@ from app.auth.services import create_local_user, hash_password
 from app.db import db
 from app.demo import lookup
 from app.demo import messages as demo_messages
+from app.demo import relatives as demo_relatives
 from app.messages.models import MessageInbox
 from app.people.models import CareUnit, Organisation, OrganisationKind, Person, Relation, RelationKind, age_on
 from app.people.nin import make_nin
@@ -610,6 +611,7 @@ class Builder:
         self.records(kari=kari, ola=ola, ingrid=ingrid, per=per, nora=nora)
         self.appointments()
         demo_messages.build(self.rng)
+        demo_relatives.build(self)
 
     def parent(self, holder: Person, child: Person) -> None:
         """Parental responsibility, as the population register would send it."""
@@ -979,8 +981,9 @@ def demo_logins() -> list[DemoLogin]:
     """The logins of existing demo data, found again from the database (for `make run`)."""
     logins = []
     for label, given, family in (
-        ("Kari Nordmann (pasient, mor til Ola 8 og Ingrid 14)", "Kari", "Nordmann"),
-        ("Per Hansen (pasient)", "Per", "Hansen"),
+        ("Kari Nordmann (pasient, mor til Ola 8 og Ingrid 14, fullmektig for Solveig)", "Kari", "Nordmann"),
+        ("Per Hansen (pasient, verge for Arne)", "Per", "Hansen"),
+        ("Solveig Nordmann (pasient, 82, har gitt Kari fullmakt)", "Solveig", "Nordmann"),
         ("Ingrid Nordmann (ungdom med egen innlogging)", "Ingrid", "Nordmann"),
         ("Nora Berg (pasient – viser oppsett av engangskode)", "Nora", "Berg"),
     ):
@@ -1022,6 +1025,14 @@ def demo_command() -> None:
         demo_messages.build(random.Random(2026))
         db.session.commit()
         click.echo("Demo messages added.")
+    if (
+        db.session.scalar(select(Person.id).where(Person.given_name == "Solveig", Person.family_name == "Nordmann"))
+        is None
+    ):
+        # A region built before relatives existed: add the proxy, the guardian and copy requests once.
+        demo_relatives.build(Builder())
+        db.session.commit()
+        click.echo("Demo relatives added.")
     print_logins(demo_logins())
 
 

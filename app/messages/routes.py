@@ -83,12 +83,12 @@ def index() -> Response:
 @bp.route("/ny")
 def choose_unit() -> Response:
     patient = _patient()
-    policy.check_messages(current_user, patient, action="write")
+    decision = policy.check_messages(current_user, patient, action="write")
     return htmx.render(
         "messages/choose_unit.html",
         active_tab="messages",
         patient=patient,
-        choices=services.units_for(patient),
+        choices=[c for c in services.units_for(patient) if policy.unit_in_scope(decision, c.unit)],
         draft=services.draft(current_user, patient, 0),
     )
 
@@ -112,7 +112,7 @@ def new(unit_id: int) -> Response:
     patient = _patient()
     decision = policy.check_messages(current_user, patient, action="write")
     choice = services.unit_choice(patient, unit_id)
-    if choice is None:
+    if choice is None or not policy.unit_in_scope(decision, choice.unit):
         abort(404)
     form = NewConversationForm()
     earlier = services.earlier_conversations(patient, decision, unit_id)
@@ -234,8 +234,8 @@ def _conversation_context(
     }
 
 
-def _reply_form(conversation: Conversation, patient: Person) -> ReplyForm | None:
-    if conversation.is_closed:
+def _reply_form(conversation: Conversation, patient: Person, decision: policy.Decision) -> ReplyForm | None:
+    if conversation.is_closed or not decision.may(policy.WRITE_MESSAGES):
         return None
     form = ReplyForm(formdata=None)
     saved = services.draft(current_user, patient, conversation.id)
@@ -254,7 +254,7 @@ def conversation(conversation_id: int) -> Response:
         services.seen_by_patient(conversation)
         return htmx.render(
             "messages/conversation.html",
-            **_conversation_context(conversation, decision, _reply_form(conversation, patient)),
+            **_conversation_context(conversation, decision, _reply_form(conversation, patient, decision)),
         )
     form = ReplyForm()
     if "utkast" in request.form:
