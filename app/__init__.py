@@ -113,6 +113,7 @@ def _register_models() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app.access.routes import bp as proxies_bp
     from app.appointments.routes import bp as appointments_bp
     from app.appointments.staff import bp as appointments_staff_bp
     from app.auth.routes import bp as auth_bp
@@ -120,20 +121,27 @@ def _register_blueprints(app: Flask) -> None:
     from app.messages.routes import bp as messages_bp
     from app.messages.staff import bp as messages_staff_bp
     from app.notify.routes import bp as notify_bp
+    from app.people.routes import bp as people_bp
     from app.portal.routes import bp as portal_bp
     from app.pwa.routes import bp as pwa_bp
+    from app.record.copies import bp as copies_bp
+    from app.record.copies_staff import bp as copies_staff_bp
     from app.record.routes import bp as record_bp
     from app.staff.routes import bp as staff_bp
     from app.web.routes import bp as web_bp
 
     for bp in (
+        proxies_bp,
         appointments_bp,
         appointments_staff_bp,
         auth_bp,
+        copies_bp,
+        copies_staff_bp,
         fhir_bp,
         messages_bp,
         messages_staff_bp,
         notify_bp,
+        people_bp,
         portal_bp,
         pwa_bp,
         record_bp,

@@ -1,4 +1,5 @@
-"""Command-line tasks: `flask demo`, `flask sessions prune`, `flask fhir …`, `flask record …`, `flask push …`."""
+"""Command-line tasks: `flask demo`, `flask sessions prune`, `flask people age-notices`, `flask fhir …`,
+`flask record …`, `flask push …`."""
 
 from __future__ import annotations
 
@@ -28,3 +29,14 @@ def register_cli(app: Flask) -> None:
         click.echo(f"{prune_expired(current_app)} sessions deleted")
 
     app.cli.add_command(sessions_cli)
+
+    people_cli = AppGroup("people", help="People and the access that changes with age.")
+
+    @people_cli.command("age-notices")
+    def age_notices() -> None:
+        """Write today's notices before a child turns 12 or 16 (the worker does it every morning)."""
+        from app.people.notices import write_age_notices
+
+        click.echo(f"{write_age_notices()} age notices written")
+
+    app.cli.add_command(people_cli)

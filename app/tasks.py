@@ -91,6 +91,19 @@ def appointment_reminders() -> int:
     return count
 
 
+@huey.periodic_task(crontab(hour="7", minute="5"), retries=2, retry_delay=60)
+@in_app_context
+def age_notices() -> int:
+    """Daily: a month's notice to parents and child before a child turns 12 or 16 (each once).
+    At 07:05 UTC (Huey's crontab is in UTC): 08:05 or 09:05 in Norway, after the quiet hours."""
+    from app.people.notices import write_age_notices
+
+    count = write_age_notices()
+    if count:
+        current_app.logger.info("wrote %d age notices", count)
+    return count
+
+
 FOLLOW_UP = "push-follow-up"  # set while one follow-up run is scheduled
 
 

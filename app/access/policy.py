@@ -1042,7 +1042,8 @@ def _hospital_objects(changes: list[tuple[int, str, str | None, int | None, bool
                 )
             )
     # Anything else (a result, an offer) is not for a parent with limited access.
-    found.update((c[2], c[3]) for c in changes if c[2] not in ("conversation", "appointment"))
+    # (The notice before a child's 12th or 16th birthday is for every parent with access.)
+    found.update((c[2], c[3]) for c in changes if c[2] not in ("conversation", "appointment", "age_notice"))
     return found
 
 

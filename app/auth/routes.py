@@ -15,7 +15,7 @@ from app import clock
 from app.access.services import audit
 from app.auth import services
 from app.auth.forms import CodeForm, LoginForm, RecoveryForm
-from app.auth.models import IdentityProvider, User
+from app.auth.models import IdentityProvider, Role, User
 from app.auth.throttle import Attempt, throttle
 from app.db import db
 from app.extensions import login_manager
@@ -99,7 +99,26 @@ def _finish_login(user: User, method: str) -> str:
     audit("login", actor_user_id=user.id, subject_person_id=user.person_id, object_type="auth", object_id=method)
     db.session.commit()
     default = url_for("staff.home") if user.is_staff and "staff.home" in current_app.view_functions else None
+    if next_url is None and default is None:
+        from app.access import policy
+
+        if len(policy.switchable_people(user)) > 1:
+            default = url_for("portal.choose")  # a parent or proxy chooses whose record first
     return next_url or default or url_for("portal.overview")
+
+
+def _own_login_age_missing(user: User) -> int | None:
+    """For a patient account whose person may not log in themselves yet (``policy.own_grant``:
+    under 12, or under 16 where the region has no youth access): the age they may from. None for
+    everyone else (staff, and patients who may)."""
+    from app.access import policy
+
+    if user.role is not Role.PATIENT or user.person is None or policy.own_grant(user.person) is not None:
+        return None
+    youth_from = policy.youth_login_age()
+    if youth_from is None:
+        return policy.PARENT_ACCESS_UNTIL_AGE
+    return min(max(youth_from, policy.PARENT_FULL_ACCESS_UNTIL_AGE), policy.PARENT_ACCESS_UNTIL_AGE)
 
 
 @bp.route("/logg-inn", methods=["GET", "POST"])
@@ -120,6 +139,25 @@ def login() -> Response:
             form.password.errors.append(_("Fødselsnummeret/brukernavnet eller passordet er feil. Sjekk og prøv igjen."))
             return htmx.render("auth/login.html", form=form, next_url=next_url, status=401, show_language_choice=True)
         throttle().succeeded(attempt)
+        if (too_young_until := _own_login_age_missing(user)) is not None:
+            # The password was right, but a child logs in only from the youth age (or 16): refused,
+            # recorded, and nothing else changes (no pending login, no session for the account).
+            audit(
+                "login_refused_age",
+                actor_user_id=user.id,
+                subject_person_id=user.person_id,
+                object_type="auth",
+                object_id="password",
+                outcome="denied",
+            )
+            db.session.commit()
+            form.username.errors.append(
+                _(
+                    "Du må være %(age)s år for å logge inn selv. Til da kan foreldrene dine se journalen din for deg.",
+                    age=too_young_until,
+                )
+            )
+            return htmx.render("auth/login.html", form=form, next_url=next_url, status=403, show_language_choice=True)
         session.pop("enrol_secret", None)  # never carry a half-done enrolment over to another account
         session["pending"] = {"uid": user.id, "at": clock.utcnow().isoformat(), "next": next_url}
         if current_app.config["DEMO_MODE"] and user.is_demo:

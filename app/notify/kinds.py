@@ -76,6 +76,14 @@ KINDS: dict[str, Kind] = {
         "documents",
         timedelta(days=3),
     ),
+    # The organisation answered a request for a copy of the record (app/record/copies.py).
+    "copy_answered": Kind(
+        Category.RECORD,
+        _l("Kopien av journalen din er klar"),
+        _l("Kopien av journalen til %(name)s er klar"),
+        "documents",
+        timedelta(days=3),
+    ),
     "medication_changed": _DEFAULT,
     "immunization_added": _DEFAULT,
     "visit_added": _DEFAULT,
@@ -110,6 +118,14 @@ KINDS: dict[str, Kind] = {
         "offers",
         timedelta(hours=2),  # replaced by the offer's own expiry
         urgency="high",
+    ),
+    # A month before a child turns 12 or 16 (app/people/notices.py): what a parent may see changes.
+    "access_changes_soon": Kind(
+        Category.RECORD,
+        _l("Tilgangen til journalen din endres snart"),
+        _l("Tilgangen til journalen til %(name)s endres snart"),
+        "access",
+        timedelta(days=3),
     ),
 }
 
