@@ -303,6 +303,8 @@ AUDIT_WORDS = {
     "export": lambda: _("tok ut en kopi av journalen"),
     "record_item": lambda: _("åpnet en opplysning"),
     "search": lambda: _("fant deg i et pasientsøk"),
+    "copy_request": lambda: _("åpnet forespørselen din om kopi av journalen"),
+    "copy_requests": lambda: _("så deg i køen av forespørsler om kopi av journalen"),
 }
 
 
