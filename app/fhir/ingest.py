@@ -14,6 +14,7 @@
    source system + id, news announced by an event.
 6. A Patient's ``generalPractitioner`` sets their GP office, and a ServiceRequest (a referral) to
    one of Varde's care units adds or ends a referral relation (``relations``): whom they may write to.
+   A RelatedPerson with parental responsibility adds or ends a parent relation (``relations``).
 """
 
 from __future__ import annotations
@@ -293,6 +294,7 @@ def _store(
     referrals = relations.prepare_referrals(
         resources, lambda ref: _resolve_patient(ref, patients, client), resolver, client, result.warnings
     )
+    parents = relations.prepare_parents(resources, lambda ref: _resolve_patient(ref, patients, client), result.warnings)
     if errors:
         raise BundleRefused(422, errors)
 
@@ -433,6 +435,7 @@ def _store(
     )
     appointments.apply(booking, client, now, event_horizon, result)
     relations.apply(gp_offices, referrals)
+    relations.apply_parents(parents, now)
 
 
 def _insert_new(

@@ -1,4 +1,4 @@
-"""A patient's standing relations to care units, from FHIR: the GP office and referrals.
+"""A patient's standing relations from FHIR: the GP office and referrals, and parents.
 
 GP office: ``Patient.generalPractitioner`` (the fastlege list, as a municipal or national source
 sends it with the patient).
@@ -13,18 +13,36 @@ Referral: a ``ServiceRequest`` with intent order (or plan) whose performer is on
 units — named by HER-id, or by the name of a HealthcareService or Organization among the sending
 organisation's units. While it is active (or on hold, or a draft) the patient has a referral
 relation to that unit; once completed, revoked or entered in error, the relation goes.
+
+Parents: a ``RelatedPerson`` from the population register feed. ``RelatedPerson.patient`` names the
+child (a Patient in the bundle, one the source sent before, or by fødselsnummer/D-number), the
+RelatedPerson's own identifier (fødselsnummer or D-number) names the parent. Parental
+responsibility is a relationship coded with v3-RoleCode MTH, FTH or PRN, or — as HL7 Norway's
+no-basis-RelatedPerson sends foreldreansvar from Folkeregisteret — with the no-basis
+parental-responsibility code system (felles, mor, far, medmor, andre; a mor/far/medmor code that
+is not this person's own family role, or ukjent, says this person does not hold it). An active
+one adds the parent relation (source "register"), reusing an ended row; ``active`` false, a
+``period.end`` in the past, or a coding saying this person does not hold it ends it. A parent
+Varde does not know is created only from a name and a birth date in the resource; anything that
+cannot be done is a warning and changes nothing else — it never refuses the bundle.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import delete, func, select
 
+from app import clock
 from app.db import db
 from app.fhir import mapping
 from app.fhir.validate import Issue
-from app.people.models import CareUnit, Organisation, UnitRelation, UnitRelationKind
+from app.people import services as people_services
+from app.people.models import CareUnit, Organisation, Person, UnitRelation, UnitRelationKind
+from app.people.nin import InvalidNin, birth_date_of, parse_nin
 from app.record.models import FhirClient
 
 HER_SYSTEM = "urn:oid:2.16.578.1.12.4.1.2"
@@ -165,3 +183,230 @@ def apply(pairs: list[tuple[int, int]], referrals: list[tuple[int, int, bool]] =
         )
         if exists is None:
             db.session.add(UnitRelation(person_id=person_id, care_unit_id=unit_id, kind=UnitRelationKind.GP))
+
+
+# -- Parents from the population register (RelatedPerson) ---------------------------------------------
+
+ROLE_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+PARENT_ROLE_CODES = {"MTH", "FTH", "PRN"}
+NO_PARENTAL_RESPONSIBILITY = "http://hl7.no/fhir/CodeSystem/no-basis-parental-responsibility"
+NO_FAMILY_RELATION = "http://hl7.no/fhir/CodeSystem/no-basis-family-relation"
+PARENT_ROLES = {"mor", "far", "medmor"}  # Folkeregisteret's family roles that are a parent's
+SHARED_RESPONSIBILITY = {"felles", "andre"}  # joint, or someone other than the parents
+
+
+@dataclass(frozen=True)
+class ParentChange:
+    """What one RelatedPerson says about a parent and a child, checked and ready to apply."""
+
+    label: str
+    subject_id: int
+    national_id: str
+    holds: bool  # True: add (or keep) the relation; False: end it
+    valid_until: date | None = None
+    holder_id: int | None = None  # None: a new person, from the fields below
+    given_name: str | None = None
+    family_name: str | None = None
+    birth_date: date | None = None
+
+
+def _codings(resource: dict[str, Any]) -> list[tuple[str | None, str]]:
+    return [
+        (coding.get("system"), str(coding.get("code")))
+        for concept in resource.get("relationship") or []
+        for coding in concept.get("coding") or []
+        if coding.get("code")
+    ]
+
+
+def parental_responsibility(resource: dict[str, Any]) -> bool | None:
+    """Does this RelatedPerson hold parental responsibility for the patient? True or False when
+    the resource says so, None when it is not about parental responsibility at all (a spouse, a
+    roommate) — Varde then leaves it alone."""
+    codings = _codings(resource)
+    responsibility = [code for system, code in codings if system == NO_PARENTAL_RESPONSIBILITY]
+    if responsibility:
+        own_roles = {code for system, code in codings if system == NO_FAMILY_RELATION} & PARENT_ROLES
+        return any(
+            code in SHARED_RESPONSIBILITY or (code in PARENT_ROLES and (not own_roles or code in own_roles))
+            for code in responsibility
+        )
+    if any(system == ROLE_CODE_SYSTEM and code in PARENT_ROLE_CODES for system, code in codings):
+        return True
+    return None
+
+
+def _fhir_date(value: Any) -> date | None:
+    """A full FHIR date (or the date of a dateTime), else None."""
+    if not isinstance(value, str) or len(value) < 10:
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _national_id(identifiers: list[dict[str, Any]], demo: bool) -> str | None:
+    for identifier in identifiers:
+        if identifier.get("system") in mapping.NIN_SYSTEMS:
+            try:
+                return parse_nin(str(identifier.get("value") or ""), allow_synthetic=demo).value
+            except InvalidNin:
+                continue
+    return None
+
+
+def _name(resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    names = resource.get("name") or []
+    chosen = next((n for n in names if n.get("use") in ("official", "usual")), names[0] if names else None)
+    if not chosen:
+        return None, None
+    given = " ".join(g for g in chosen.get("given") or [] if g).strip() or None
+    family = (chosen.get("family") or "").strip() or None
+    return given, family
+
+
+def _child(ref: dict[str, Any], resolve_patient: Any, demo: bool) -> int | None:
+    if ref.get("reference"):
+        return resolve_patient(ref["reference"])
+    identifier = ref.get("identifier")
+    nin = _national_id([identifier] if isinstance(identifier, dict) else [], demo)
+    if nin is None:
+        return None
+    return db.session.scalar(select(Person.id).where(Person.national_id == nin))
+
+
+def prepare_parents(resources: list[dict[str, Any]], resolve_patient: Any, warnings: list[Issue]) -> list[ParentChange]:
+    """The parent relations the bundle's RelatedPersons add or end, checked before anything is
+    written. What cannot be done becomes a warning (and is left out), never a refusal."""
+    demo = bool(current_app.config["DEMO_MODE"])
+    today = clock.today_in_norway()
+    changes: list[ParentChange] = []
+
+    def warn(label: str, code: str, text: str, where: str) -> None:
+        warnings.append(Issue("warning", code, f"{label}: {text}", [where]))
+
+    for resource in resources:
+        if resource["resourceType"] != "RelatedPerson":
+            continue
+        holds = parental_responsibility(resource)
+        if holds is None:
+            continue
+        label = f"RelatedPerson/{resource.get('id', '?')}"
+        period = resource.get("period") or {}
+        last_day = _fhir_date(period.get("end"))
+        if resource.get("active") is False or (last_day is not None and last_day < today):
+            holds = False
+        subject_id = _child(resource.get("patient") or {}, resolve_patient, demo)
+        if subject_id is None:
+            warn(
+                label,
+                "not-found",
+                "barnet (RelatedPerson.patient) er ukjent for Varde. Foreldreansvaret er ikke endret.",
+                "RelatedPerson.patient",
+            )
+            continue
+        nin = _national_id(list(resource.get("identifier") or []), demo)
+        if nin is None:
+            warn(
+                label,
+                "required",
+                "forelderen mangler gyldig fødselsnummer eller D-nummer. Foreldreansvaret er ikke endret.",
+                "RelatedPerson.identifier",
+            )
+            continue
+        holder = db.session.execute(
+            select(Person.id, Person.address_protection).where(Person.national_id == nin)
+        ).first()
+        if not holds:
+            if holder is not None:
+                changes.append(ParentChange(label, subject_id, nin, holds=False, holder_id=holder.id))
+            continue  # a parent Varde never knew has nothing to end
+        start = _fhir_date(period.get("start"))
+        if start is not None and start > today:
+            warn(
+                label,
+                "business-rule",
+                "foreldreansvaret gjelder først fra en senere dato og er ikke registrert ennå.",
+                "RelatedPerson.period",
+            )
+            continue
+        if holder is not None and holder.id == subject_id:
+            warn(
+                label,
+                "business-rule",
+                "forelderen og barnet er samme person. Foreldreansvaret er ikke registrert.",
+                "RelatedPerson.identifier",
+            )
+            continue
+        child_protected = db.session.scalar(select(Person.address_protection).where(Person.id == subject_id))
+        if child_protected is not None or (holder is not None and holder.address_protection is not None):
+            warn(
+                label,
+                "business-rule",
+                "personer med fortrolig eller strengt fortrolig adresse kan ikke representere eller representeres i "
+                "Varde. Foreldreansvaret er ikke registrert.",
+                "RelatedPerson",
+            )
+            continue
+        if holder is not None:
+            changes.append(ParentChange(label, subject_id, nin, holds=True, valid_until=last_day, holder_id=holder.id))
+            continue
+        given, family = _name(resource)
+        birth = _fhir_date(resource.get("birthDate"))
+        if not (given and family and birth):
+            warn(
+                label,
+                "not-found",
+                "forelderen er ukjent for Varde, og ressursen mangler navn eller fødselsdato (RelatedPerson.name, "
+                "RelatedPerson.birthDate). Foreldreansvaret er ikke registrert.",
+                "RelatedPerson.identifier",
+            )
+            continue
+        from_number = birth_date_of(parse_nin(nin, allow_synthetic=demo))
+        if from_number is not None and from_number != birth:
+            warn(
+                label,
+                "value",
+                "fødselsdatoen stemmer ikke med fødselsnummeret. Forelderen er ikke opprettet, og foreldreansvaret "
+                "er ikke registrert.",
+                "RelatedPerson.birthDate",
+            )
+            continue
+        changes.append(
+            ParentChange(
+                label,
+                subject_id,
+                nin,
+                holds=True,
+                valid_until=last_day,
+                given_name=given[:200],
+                family_name=family[:200],
+                birth_date=birth,
+            )
+        )
+    return changes
+
+
+def apply_parents(changes: list[ParentChange], now: datetime) -> None:
+    """Add, renew or end the parent relations, in the bundle's order (a parent new to Varde is
+    created once, however many children the bundle names)."""
+    for change in changes:
+        holder_id = change.holder_id
+        if holder_id is None:
+            holder_id = db.session.scalar(select(Person.id).where(Person.national_id == change.national_id))
+        if holder_id is None:
+            person = Person(
+                national_id=change.national_id,
+                given_name=change.given_name,
+                family_name=change.family_name,
+                birth_date=change.birth_date,
+            )
+            db.session.add(person)
+            db.session.flush()
+            holder_id = person.id
+        if change.holds:
+            people_services.parent_from_register(holder_id, change.subject_id, valid_until=change.valid_until, now=now)
+        else:
+            people_services.end_parent_from_register(holder_id, change.subject_id, now=now)
+        db.session.flush()

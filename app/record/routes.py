@@ -305,6 +305,7 @@ AUDIT_WORDS = {
     "search": lambda: _("fant deg i et pasientsøk"),
     "copy_request": lambda: _("åpnet forespørselen din om kopi av journalen"),
     "copy_requests": lambda: _("så deg i køen av forespørsler om kopi av journalen"),
+    "relation": lambda: _("endret hvem som kan representere deg"),
 }
 
 

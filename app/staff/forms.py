@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectField, StringField, TextAreaField
+from wtforms import DateField, Field, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+
+from app import clock
+from app.people.models import ProxyLevel
+from app.people.nin import InvalidNin, parse_nin
+from app.people.services import SCOPE_MAX_CHARS
 
 
 class FindPatientForm(FlaskForm):
@@ -65,3 +71,79 @@ class VisitSummaryForm(FlaskForm):
             Length(max=20000, message=_l("Oppsummeringen kan ikke være lengre enn 20 000 tegn.")),
         ],
     )
+
+
+# -- Relatives and representatives ------------------------------------------------------------------
+
+
+def _valid_national_id(field: Field) -> None:
+    """A well-formed fødselsnummer or D-number (synthetic test numbers only in demo mode),
+    normalised (spaces removed)."""
+    try:
+        field.data = parse_nin(field.data or "", allow_synthetic=bool(current_app.config.get("DEMO_MODE"))).value
+    except InvalidNin as invalid:
+        raise ValidationError(str(invalid.message)) from None
+
+
+class ParentForm(FlaskForm):
+    """Register a parent with parental responsibility (foreldreansvar) for a child under 16."""
+
+    parent_national_id = StringField(
+        _l("Fødselsnummeret til forelderen"),
+        validators=[InputRequired(_l("Skriv inn fødselsnummeret til forelderen (11 siffer).")), Length(max=20)],
+    )
+
+    def validate_parent_national_id(self, field: StringField) -> None:
+        _valid_national_id(field)
+
+
+GUARDIAN_LEVELS = [
+    SelectChoice(ProxyLevel.STANDARD.value, _l("Standard")),
+    SelectChoice(ProxyLevel.READ_ONLY.value, _l("Bare lese")),
+    SelectChoice(ProxyLevel.COMMUNICATE.value, _l("Bare kommunisere")),
+    SelectChoice(ProxyLevel.FULL.value, _l("Full tilgang")),
+]
+
+
+class GuardianForm(FlaskForm):
+    """Register a guardian (verge) for an adult patient, with the mandate and an optional end."""
+
+    guardian_national_id = StringField(
+        _l("Fødselsnummeret til vergen"),
+        validators=[InputRequired(_l("Skriv inn fødselsnummeret til vergen (11 siffer).")), Length(max=20)],
+    )
+    level = SelectField(
+        _l("Hva skal vergen få se og gjøre i Varde?"),
+        choices=GUARDIAN_LEVELS,
+        default=ProxyLevel.STANDARD.value,
+        validate_choice=True,
+    )
+    scope_text = TextAreaField(
+        _l("Omfanget av vergemålet"),
+        validators=[
+            InputRequired(_l("Skriv omfanget av vergemålet slik det står i vedtaket.")),
+            Length(
+                max=SCOPE_MAX_CHARS,
+                message=_l("Omfanget av vergemålet kan være høyst %(max)s tegn.", max=SCOPE_MAX_CHARS),
+            ),
+        ],
+    )
+    valid_until = DateField(_l("Sluttdato (valgfri)"), validators=[Optional()])
+
+    def validate_guardian_national_id(self, field: StringField) -> None:
+        _valid_national_id(field)
+
+    def validate_scope_text(self, field: TextAreaField) -> None:
+        if not (field.data or "").strip():
+            raise ValidationError(_l("Skriv omfanget av vergemålet slik det står i vedtaket."))
+
+    def validate_valid_until(self, field: DateField) -> None:
+        if field.data is not None and field.data < clock.today_in_norway():
+            raise ValidationError(_l("Sluttdatoen kan ikke være tilbake i tid."))
+
+    def level_value(self) -> ProxyLevel:
+        return ProxyLevel(self.level.data)
+
+
+class RelationActionForm(FlaskForm):
+    """Ending a relation, recording or withdrawing an objection: a button and its CSRF token."""
