@@ -9,8 +9,6 @@ from datetime import date, timedelta
 from sqlalchemy import select
 
 from app import clock
-from app.auth.models import Role
-from app.auth.services import create_local_user
 from app.db import db
 from app.people.models import Organisation, Person, ProxyLevel, Relation, RelationKind
 from app.record.models import CopyRequest, CopyRequestState
@@ -39,15 +37,7 @@ def build(builder) -> None:  # type: ignore[no-untyped-def]
     solveig = builder.person("Solveig", "Nordmann", _birth(today, 82, 140))
     arne = builder.person("Arne", "Hansen", _birth(today, 88, 30))
     db.session.flush()
-    create_local_user(
-        username=solveig.national_id,
-        password=None,
-        password_hash=builder.password_hash,
-        display_name=solveig.display_name,
-        person=solveig,
-        role=Role.PATIENT,
-        is_demo=True,
-    )
+    builder.patient_user(solveig)
     db.session.add_all(
         [
             Relation(
