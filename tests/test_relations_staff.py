@@ -353,7 +353,9 @@ def test_another_patients_relation_is_not_found(lund, kari, ola, per, source):
     db.session.refresh(relation)
     assert relation.revoked_at is None
     denied = db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "end_relation", AuditEvent.outcome == "denied")
+        select(AuditEvent)
+        .where(AuditEvent.action == "end_relation", AuditEvent.outcome == "denied")
+        .order_by(AuditEvent.id)
     ).all()
     assert [(d.subject_person_id, d.object_id) for d in denied] == [
         (per.person_id, str(relation.id)),
