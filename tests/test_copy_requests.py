@@ -486,6 +486,9 @@ def test_refusing_with_a_reason_the_patient_reads(app, kari, org, lund):
     assert copy_request.state is CopyRequestState.REFUSED
     assert copy_request.answer_text == "Vi har ingen journal om deg."
     assert copy_request.handled_by_id == lund.id and copy_request.document_id is None
+    # She hears that there is an answer, not what it says, and the tap leads to her requests.
+    [notice] = db.session.scalars(select(Notification).where(Notification.kind == "copy_refused")).all()
+    assert notice.account_id == kari.id and notice.url == PAGE
     page = client_for(app, kari).get(PAGE).get_data(as_text=True)
     assert "Avslått" in page and "Vi har ingen journal om deg." in page
     assert "Besvarte" in client_for(app, lund).get(f"{QUEUE}?visning=besvarte").get_data(as_text=True)

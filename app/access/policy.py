@@ -208,6 +208,7 @@ EVENT_RIGHTS = {
     "note_released": NOTES,
     "document_released": DOCUMENTS,
     "copy_answered": DOCUMENTS,
+    "copy_refused": EXPORT,
     "medication_changed": MEDICATIONS,
     "immunization_added": IMMUNIZATIONS,
     "visit_added": VISITS,

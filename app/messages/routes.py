@@ -37,7 +37,6 @@ PAGE = 20
 @bp.context_processor
 def helpers() -> dict:
     return {
-        "relative_words": lambda key: str(services.RELATIVE_WORDS.get(key or "", key or "")),
         "topic_label": present.topic_label,
         "row_words": present.row_words,
         "answer_due": services.answer_due,

@@ -51,7 +51,6 @@ RELATION_WORDS = {
 }
 _RELATION_ORDER = list(RELATION_WORDS)
 # What a relative is to the patient, shown with what they wrote.
-RELATIVE_WORDS = {"parent": _l("forelder"), "proxy": _l("fullmektig"), "guardian": _l("verge")}
 
 
 @dataclass

@@ -84,6 +84,13 @@ KINDS: dict[str, Kind] = {
         "documents",
         timedelta(days=3),
     ),
+    "copy_refused": Kind(
+        Category.RECORD,
+        _l("Du har fått svar på forespørselen om kopi av journalen"),
+        _l("%(name)s har fått svar på forespørselen om kopi av journalen"),
+        "documents",
+        timedelta(days=3),
+    ),
     "medication_changed": _DEFAULT,
     "immunization_added": _DEFAULT,
     "visit_added": _DEFAULT,

@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, Response, current_app, flash, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -53,7 +52,6 @@ from app.web import htmx
 EVENT_KIND = "copy_answered"
 SOURCE_SYSTEM = "varde"
 SOURCE_TYPE = "CopyRequest"
-RELATION_WORDS = {"parent": _l("forelder"), "proxy": _l("fullmektig"), "guardian": _l("verge")}
 
 
 # -- What the routes call ---------------------------------------------------------------------
@@ -259,6 +257,14 @@ def refuse(copy_request: CopyRequest, by: User, reason: str) -> None:
             "answer_text": reason,
         },
     )
+    # The patient hears that there is an answer (never what it says); it leads to their requests.
+    events.emit(
+        copy_request.person_id,
+        "copy_refused",
+        object_type="copy_request",
+        object_id=copy_request.id,
+        url="/journal/kopi",
+    )
 
 
 QUEUE_VIEWS = ("apne", "besvarte")
@@ -334,7 +340,10 @@ def _viewer():  # type: ignore[no-untyped-def]
 
 @bp.context_processor
 def helpers() -> dict:
-    return {"deadline_text": deadline_text, "days_left": days_left, "relation_words": RELATION_WORDS}
+    return {
+        "deadline_text": deadline_text,
+        "days_left": days_left,
+    }
 
 
 def _form(decision: Decision, patient: Person) -> CopyRequestForm:

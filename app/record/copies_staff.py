@@ -39,7 +39,6 @@ def helpers() -> dict:
     return {
         "deadline_text": copies.deadline_text,
         "days_left": copies.days_left,
-        "relation_words": copies.RELATION_WORDS,
         "max_answer": ANSWER_MAX_CHARS,
         "max_mb": current_app.config["MESSAGE_ATTACHMENT_MAX_BYTES"] // (1024 * 1024),
         "days": current_app.config["COPY_REQUEST_DAYS"],
