@@ -201,6 +201,7 @@ CATEGORY_RIGHTS = {
     "access_log": ACCESS_LOG,
     "appointments": APPOINTMENTS,
     "messages": READ_MESSAGES,
+    "record": "staff_console",  # everything held: staff only, a right no patient-side grant has
 }
 # What an event tells of, and so who may hear of it (app/notify/kinds.py names the kinds).
 EVENT_RIGHTS = {
@@ -606,7 +607,6 @@ def switch_to(viewer: User, person_id: int) -> Person | None:
         session.pop(ACTING_FOR, None)
     else:
         session[ACTING_FOR] = person.id
-    session.pop("choose_profile", None)
     g.pop("_varde_acting_for", None)
     if before != person.id:
         audit(

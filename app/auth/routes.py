@@ -99,11 +99,13 @@ def _finish_login(user: User, method: str) -> str:
     audit("login", actor_user_id=user.id, subject_person_id=user.person_id, object_type="auth", object_id=method)
     db.session.commit()
     default = url_for("staff.home") if user.is_staff and "staff.home" in current_app.view_functions else None
-    if next_url is None and default is None:
+    # Opening the app (its start address, or the overview after the session ended) is no
+    # particular page: someone who may see others' records chooses whose first.
+    if (next_url is None or urlsplit(next_url).path == url_for("portal.overview")) and default is None:
         from app.access import policy
 
         if len(policy.switchable_people(user)) > 1:
-            default = url_for("portal.choose")  # a parent or proxy chooses whose record first
+            return url_for("portal.choose")  # a parent or proxy chooses whose record first
     return next_url or default or url_for("portal.overview")
 
 
