@@ -290,3 +290,52 @@ def test_a_chooser_after_login_for_someone_with_relatives(client, login_as, kari
     login_as(kari)
     page = client.get("/velg-journal").get_data(as_text=True)
     assert "Hvem vil du se?" in page and "Ola, 8 år" in page
+
+
+def test_a_form_sent_after_the_access_ended_does_nothing_anywhere(app, client, login_as, kari, solveig, source):
+    """The form says whose record it was made for: sent after the proxy was ended, it is refused
+    (409) and lands neither in Solveig's record nor in Kari's own."""
+    from app.people.models import Organisation
+    from app.record.models import CopyRequest
+
+    factories.record(solveig.person, source, prefix="s")
+    org_id = db.session.scalar(select(Organisation.id))
+    login_as(solveig)
+    give(client, kari.person.national_id, "full")
+    relation_id = db.session.scalar(select(Relation.id))
+    other = app.test_client()
+    login_as(kari, other)
+    switch(other, solveig.person_id)
+    page = other.get("/journal/kopi").get_data(as_text=True)
+    assert f'name="journal" value="{solveig.person_id}"' in page
+    token = csrf_from(other, "/journal/kopi")
+    # Solveig ends it while Kari has the form open.
+    client.post(f"/fullmakter/{relation_id}/avslutt", data={"csrf_token": csrf_from(client, "/fullmakter")})
+    response = other.post(
+        "/journal/kopi",
+        data={"csrf_token": token, "journal": str(solveig.person_id), "organisation": str(org_id), "scope": "whole"},
+    )
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "Journalen er byttet" in page and "Du har ikke lenger tilgang til journalen til Solveig" in page
+    assert db.session.scalar(select(func.count(CopyRequest.id))) == 0
+    assert "Du ser nå journalen til" not in other.get("/").get_data(as_text=True)
+
+
+def test_a_form_made_for_a_child_is_refused_after_switching_back(client, login_as, kari, ola, source):
+    from app.people.models import Organisation
+    from app.record.models import CopyRequest
+
+    factories.record(ola, source, prefix="o")
+    factories.parent_of(kari, ola)
+    org_id = db.session.scalar(select(Organisation.id))
+    login_as(kari)
+    switch(client, ola.id)
+    token = csrf_from(client, "/journal/kopi")
+    switch(client, kari.person_id)  # in another tab
+    data = {"csrf_token": token, "journal": str(ola.id), "organisation": str(org_id), "scope": "whole"}
+    assert client.post("/journal/kopi", data=data).status_code == 409
+    assert db.session.scalar(select(func.count(CopyRequest.id))) == 0
+    # Made for her own record, it goes through.
+    assert client.post("/journal/kopi", data=data | {"journal": str(kari.person_id)}).status_code == 303
+    assert db.session.scalar(select(CopyRequest.person_id)) == kari.person_id

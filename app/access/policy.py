@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NoReturn
 
-from flask import Flask, Response, abort, current_app, g, has_request_context, session
+from flask import Flask, Response, abort, current_app, g, has_request_context, request, session
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
 from sqlalchemy.orm import aliased
 
@@ -227,6 +227,7 @@ PARENT_ACCESS_UNTIL_AGE = 16
 PROXY_GIVER_MIN_AGE = 16
 PROXY_HOLDER_MIN_AGE = 18
 ACTING_FOR = "acting_for"  # session key: the person whose record the user chose to see
+FORM_PATIENT_FIELD = "journal"  # a patient-record form's hidden field: whose record it was made for
 
 
 @dataclass(frozen=True)
@@ -628,15 +629,30 @@ def current_patient(viewer: User) -> Person:
         abort(404)
     acting_for = session.get(ACTING_FOR)
     if acting_for is None or acting_for == viewer.person_id:
-        return viewer.person
-    if g.get("_varde_acting_for") is None:  # once a request: the route and the banner both ask
+        person = viewer.person
+    elif g.get("_varde_acting_for") is not None:  # once a request: the route and the banner both ask
+        person = g._varde_acting_for
+    else:
         other = db.session.get(Person, acting_for)
         if other is None or grant_for(viewer.person, other) is None:
             session.pop(ACTING_FOR, None)
             session["access_ended"] = other.given_name if other is not None else ""
-            return viewer.person
-        g._varde_acting_for = other
-    return g._varde_acting_for
+            person = viewer.person
+        else:
+            person = g._varde_acting_for = other
+    _refuse_a_form_made_for_another(person)
+    return person
+
+
+def _refuse_a_form_made_for_another(person: Person) -> None:
+    """A form sent for one record while the user now looks at another (switched in another tab,
+    or the access ended since the form was shown) is refused, 409, before anything is done — it
+    must never land in the record the user happens to see now."""
+    if not has_request_context() or request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    sent_for = request.form.get(FORM_PATIENT_FIELD)
+    if sent_for is not None and sent_for != str(person.id):
+        abort(409)
 
 
 def acting_as(viewer: User | None, patient: Person) -> str | None:

@@ -15,6 +15,13 @@ MESSAGES = {
     403: (_l("Du har ikke tilgang til denne siden"), _l("Gå til oversikten eller logg inn på nytt.")),
     404: (_l("Fant ikke siden"), _l("Sjekk adressen, eller gå til oversikten.")),
     405: (_l("Denne handlingen er ikke tillatt her"), _l("Gå tilbake og bruk knappene på siden.")),
+    409: (
+        _l("Journalen er byttet"),
+        _l(
+            "Skjemaet gjaldt en annen journal enn den du ser nå, eller tilgangen din til den er avsluttet. "
+            "Ingenting ble sendt. Gå til oversikten og prøv igjen."
+        ),
+    ),
     413: (
         _l("Det du sendte er for stort"),
         _l("Gjør innholdet mindre og prøv igjen. Ingenting ble lagret."),

@@ -152,6 +152,22 @@ def _may(right: str) -> bool:
     return right in g._varde_rights
 
 
+def _journal_field() -> Markup:
+    """A patient-record form says whose record it was made for: the policy refuses it (409,
+    nothing done) if the user has since switched to someone else or lost access to them."""
+    from flask_login import current_user
+
+    from app.access import policy
+
+    if not current_user.is_authenticated or current_user.person_id is None:
+        return Markup("")
+    # Markup's % escapes the value.
+    return Markup('<input type="hidden" name="%s" value="%s">') % (
+        policy.FORM_PATIENT_FIELD,
+        policy.current_patient(current_user).id,
+    )
+
+
 def _access_ended():  # type: ignore[no-untyped-def]
     """Once, after the policy ended acting for someone (a birthday, an end date, a revoked proxy):
     their first name ("" if unknown), else None."""
@@ -183,6 +199,7 @@ def init_app(app: Flask) -> None:
         acting_for=_acting_for,
         access_ended=_access_ended,
         may=_may,
+        journal_field=_journal_field,
         notification_text=text_for,
         today=clock.today_in_norway,
         when_text=when_text,
