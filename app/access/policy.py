@@ -221,6 +221,8 @@ EVENT_RIGHTS = {
     "access_changes_soon": APPOINTMENTS,  # a child near 12 or 16: every parent with access hears
 }
 
+UNKNOWN_EVENT = "unknown_event"  # a right no grant has: a kind missing above is heard by no one
+
 # A parent has full access to a child under 12, limited access from 12 to 16 (§ 3-4).
 PARENT_FULL_ACCESS_UNTIL_AGE = 12
 PARENT_ACCESS_UNTIL_AGE = 16
@@ -317,12 +319,14 @@ def _merged(grants: list[Grant]) -> Grant:
     """Two relations to the same person (a parent who is also a guardian): the rights of both."""
     if len(grants) == 1:
         return grants[0]
-    best = max(grants, key=lambda g_: len(g_.rights))
+    best = max(grants, key=lambda g_: (len(g_.rights), g_.basis, g_.relation_id or 0))  # the same every time
     return Grant(
         best.basis,
         frozenset().union(*(g_.rights for g_ in grants)),
         primary_care_only=all(g_.primary_care_only for g_ in grants),
-        hides_guardian_items=all(g_.hides_guardian_items for g_ in grants),
+        # Hidden from guardians stays hidden when any of the relations is a guardian's: a Full
+        # guardian who is also a proxy must not see more by having two relations.
+        hides_guardian_items=any(g_.hides_guardian_items for g_ in grants),
         relation_id=best.relation_id,
         level=best.level,
     )
@@ -414,7 +418,7 @@ def may_hear(grant: Grant, event_kind: str, guardians_may_know: bool = True) -> 
     """May the holder of ``grant`` be told of an event of this kind in the record?"""
     if grant.hides_guardian_items and not guardians_may_know:
         return False
-    return EVENT_RIGHTS.get(event_kind, RESULTS) in grant.rights
+    return EVENT_RIGHTS.get(event_kind, UNKNOWN_EVENT) in grant.rights
 
 
 def may_still_hear(viewer: User, person_id: int, event_kind: str) -> bool:
@@ -426,16 +430,28 @@ def may_still_hear(viewer: User, person_id: int, event_kind: str) -> bool:
 
 
 def relatives_allowed(
-    rows: Iterable[tuple[int | None, int, str]], today: date | None = None
-) -> set[tuple[int | None, int, str]]:
-    """Which (holder, subject, event kind) of ``rows`` the holder may still hear of today (the push
-    worker checks each batch again when it sends: a child who has turned 12 or 16, a proxy
-    revoked, a relation ended since). One query per 500 subjects."""
-    wanted = [(h, s, k) for h, s, k in rows if h is not None and h != s]
+    rows: Iterable[tuple[int | None, int, str, str | None, int | None]], today: date | None = None
+) -> set[tuple[int | None, int, str, str | None, int | None]]:
+    """Which (holder, subject, event kind, object type, object id) of ``rows`` the holder may
+    still hear of today (the push worker checks each batch again when it sends: a child who has
+    turned 12 or 16, a proxy revoked, a relation ended since — and, for a parent of a 12–16 year
+    old, only what is with the GP and municipal services). A few queries per batch."""
+    wanted = [row for row in rows if row[0] is not None and row[0] != row[1]]
     if not wanted:
         return set()
-    grants = grants_over({s for _h, s, _k in wanted}, today)
-    return {(h, s, k) for h, s, k in wanted if (grant := grants.get((h, s))) is not None and may_hear(grant, k)}
+    grants = grants_over({row[1] for row in wanted}, today)
+    limited = [row for row in wanted if (grant := grants.get((row[0], row[1]))) is not None and grant.primary_care_only]
+    hospital = _hospital_objects([(s, k, ot, oid, True) for _h, s, k, ot, oid in limited]) if limited else set()
+    allowed = set()
+    for row in wanted:
+        holder, subject, kind, object_type, object_id = row
+        grant = grants.get((holder, subject))
+        if grant is None or not may_hear(grant, kind):
+            continue
+        if grant.primary_care_only and (object_type is None or (object_type, object_id) in hospital):
+            continue
+        allowed.add(row)
+    return allowed
 
 
 def _record_items(grant: Grant) -> ColumnElement[bool]:
@@ -1032,7 +1048,8 @@ def notification_recipients(
     for person_id, kind, object_type, object_id, guardians_may_know in changes:
         rows: list[tuple[int, bool]] = []
         person = people.get(person_id)
-        if person is not None and own_grant(person, today) is not None:
+        mine = own_grant(person, today) if person is not None else None
+        if mine is not None and may_hear(mine, kind):  # a young person hears only of what they may open
             rows += [(a, True) for a in own.get(person_id, [])]
         for holder, grant in by_subject.get(person_id, []):
             if not may_hear(grant, kind, guardians_may_know):

@@ -250,7 +250,8 @@ def conversation(conversation_id: int) -> Response:
     action = "read" if request.method == "GET" else "reply"
     conversation, decision = policy.load_conversation(current_user, patient, conversation_id, action)
     if request.method == "GET":
-        services.seen_by_patient(conversation)
+        if decision.may(policy.WRITE_MESSAGES):  # who acts in it (not a read-only proxy) marks it seen
+            services.seen_by_patient(conversation)
         return htmx.render(
             "messages/conversation.html",
             **_conversation_context(conversation, decision, _reply_form(conversation, patient, decision)),
@@ -303,7 +304,8 @@ def poll(conversation_id: int) -> Response:
     if revision == request.args.get("rev", type=int):
         return Response(status=204)
     conversation, decision = policy.load_conversation(current_user, patient, conversation_id, "read")
-    services.seen_by_patient(conversation)
+    if decision.may(policy.WRITE_MESSAGES):
+        services.seen_by_patient(conversation)
     return htmx.render(
         "messages/_thread.html", "messages/_thread.html", polled=True, **_conversation_context(conversation, decision)
     )

@@ -203,6 +203,8 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
             Notification.token,
             Notification.kind,
             Notification.subject_person_id,
+            Notification.object_type,
+            Notification.object_id,
             User.locale,
             User.person_id.label("own_person_id"),
             User.active,
@@ -222,14 +224,18 @@ def _load_jobs(ids: list[int], now: datetime) -> tuple[list[Job], list[int]]:
     # Checked again when it is sent (it may have waited out the night): a child who has turned 12
     # or 16 since, a proxy revoked or a relation that ended is not pushed to. One query for the batch.
     relatives = relatives_allowed(
-        (r.own_person_id, r.subject_person_id, r.kind) for r in rows if r.subject_person_id != r.own_person_id
+        (r.own_person_id, r.subject_person_id, r.kind, r.object_type, r.object_id)
+        for r in rows
+        if r.subject_person_id != r.own_person_id
     )
     for r in rows:
         if r.expires_at is not None and r.expires_at <= now:
             expired.append(r.id)
             continue
         own = r.subject_person_id == r.own_person_id
-        if not r.active or (not own and (r.own_person_id, r.subject_person_id, r.kind) not in relatives):
+        if not r.active or (
+            not own and (r.own_person_id, r.subject_person_id, r.kind, r.object_type, r.object_id) not in relatives
+        ):
             gone.append(r.id)
             continue
         try:
