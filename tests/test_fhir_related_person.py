@@ -83,6 +83,23 @@ def person_count() -> int:
     return db.session.scalar(select(func.count()).select_from(Person))
 
 
+@pytest.fixture(autouse=True)
+def _register(source):  # type: ignore[no-untyped-def]
+    """In this module the source system is the population register's feed (only it may change
+    parental responsibility; see test_only_the_population_register_changes_parental_responsibility)."""
+    source.population_register = True
+    db.session.commit()
+
+
+def test_only_the_population_register_changes_parental_responsibility(kari, ola, org):
+    """Any other source system (a hospital's, a lab's) is refused that part, as a warning."""
+    hospital, _token = factories.fhir_client(org, "lab-system")
+    result = import_bundle(bundle(patient_resource(ola), related(kari.person.national_id)), hospital)
+    [warning] = [w for w in result.warnings if w.severity == "warning"]
+    assert warning.code == "forbidden" and "bare Folkeregisteret" in warning.diagnostics
+    assert parent_relations() == []
+
+
 # -- Adding and ending ---------------------------------------------------------------------------------
 
 
@@ -248,7 +265,9 @@ def test_what_cannot_be_done_is_a_warning_and_the_bundle_is_kept(kari, ola, sour
 
 
 def test_a_warning_reaches_the_source_in_the_operation_outcome(client, ola, source_token):
-    _source, token = source_token
+    register, token = source_token
+    register.population_register = True
+    db.session.commit()
     unknown = factories.nin_for(date(1979, 6, 1))
     response = client.post(
         "/fhir",

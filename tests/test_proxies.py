@@ -339,3 +339,11 @@ def test_a_form_made_for_a_child_is_refused_after_switching_back(client, login_a
     # Made for her own record, it goes through.
     assert client.post("/journal/kopi", data=data | {"journal": str(kari.person_id)}).status_code == 303
     assert db.session.scalar(select(CopyRequest.person_id)) == kari.person_id
+
+
+def test_every_event_kind_says_who_may_hear_it():
+    """A kind missing from the policy's EVENT_RIGHTS would be heard by no one."""
+    from app.access import policy
+    from app.notify.kinds import KINDS
+
+    assert set(KINDS) <= set(policy.EVENT_RIGHTS)

@@ -54,7 +54,12 @@ client_cli = AppGroup("client", help="Source systems allowed to send bundles.")
 @click.option("--organisation", required=True, help="The organisation's name or organisation number.")
 @click.option("--source", "source_system", required=True, help="A stable name for the source system.")
 @click.option("--name", required=True, help="A readable name, e.g. 'DIPS Arena, St. Olavs hospital'.")
-def client_create(organisation: str, source_system: str, name: str) -> None:
+@click.option(
+    "--population-register",
+    is_flag=True,
+    help="The population register's feed: the only source that may change parental responsibility.",
+)
+def client_create(organisation: str, source_system: str, name: str, population_register: bool) -> None:
     """Create a source system and print its token (shown only now)."""
     org = db.session.scalar(
         select(Organisation).where((Organisation.name == organisation) | (Organisation.org_number == organisation))
@@ -63,7 +68,8 @@ def client_create(organisation: str, source_system: str, name: str) -> None:
         raise click.ClickException(f"Fant ingen organisasjon {organisation!r}.")
     if db.session.scalar(select(FhirClient.id).where(FhirClient.source_system == source_system)):
         raise click.ClickException(f"Kildesystemet {source_system!r} finnes allerede.")
-    _client, token = create_client(org, name, source_system)
+    client, token = create_client(org, name, source_system)
+    client.population_register = population_register
     db.session.commit()
     click.echo(f"Token for {name} ({org.name}); vises bare nå:\n{token}")
 

@@ -294,7 +294,12 @@ def _store(
     referrals = relations.prepare_referrals(
         resources, lambda ref: _resolve_patient(ref, patients, client), resolver, client, result.warnings
     )
-    parents = relations.prepare_parents(resources, lambda ref: _resolve_patient(ref, patients, client), result.warnings)
+    parents = relations.prepare_parents(
+        resources,
+        lambda ref: _resolve_patient(ref, patients, client),
+        result.warnings,
+        from_register=client.population_register,
+    )
     if errors:
         raise BundleRefused(422, errors)
 

@@ -276,9 +276,13 @@ def _child(ref: dict[str, Any], resolve_patient: Any, demo: bool) -> int | None:
     return db.session.scalar(select(Person.id).where(Person.national_id == nin))
 
 
-def prepare_parents(resources: list[dict[str, Any]], resolve_patient: Any, warnings: list[Issue]) -> list[ParentChange]:
+def prepare_parents(
+    resources: list[dict[str, Any]], resolve_patient: Any, warnings: list[Issue], *, from_register: bool
+) -> list[ParentChange]:
     """The parent relations the bundle's RelatedPersons add or end, checked before anything is
-    written. What cannot be done becomes a warning (and is left out), never a refusal."""
+    written. What cannot be done becomes a warning (and is left out), never a refusal. Only the
+    population register's feed (``FhirClient.population_register``) may change parental
+    responsibility: from any other source it is a warning and nothing changes."""
     demo = bool(current_app.config["DEMO_MODE"])
     today = clock.today_in_norway()
     changes: list[ParentChange] = []
@@ -293,6 +297,14 @@ def prepare_parents(resources: list[dict[str, Any]], resolve_patient: Any, warni
         if holds is None:
             continue
         label = f"RelatedPerson/{resource.get('id', '?')}"
+        if not from_register:
+            warn(
+                label,
+                "forbidden",
+                "bare Folkeregisteret kan endre foreldreansvar. Foreldreansvaret er ikke endret.",
+                "RelatedPerson",
+            )
+            continue
         period = resource.get("period") or {}
         last_day = _fhir_date(period.get("end"))
         if resource.get("active") is False or (last_day is not None and last_day < today):

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import db, now_default, str_enum
@@ -193,6 +194,9 @@ class FhirClient(db.Model):
     source_system: Mapped[str] = mapped_column(String(100), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # The population register's feed (Folkeregisteret): the only source that may add or end
+    # parental responsibility (RelatedPerson). Set by the operator, never by a bundle.
+    population_register: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(default=now_default)
     last_used_at: Mapped[datetime | None]
 

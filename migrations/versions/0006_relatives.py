@@ -81,6 +81,9 @@ def upgrade():
         batch_op.add_column(sa.Column('booked_by_relation', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('cancelled_by_relation', sa.String(length=16), nullable=True))
 
+    with op.batch_alter_table('fhir_client', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('population_register', sa.Boolean(), server_default=sa.false(), nullable=False))
+
     with op.batch_alter_table('person', schema=None) as batch_op:
         batch_op.add_column(sa.Column('address_protection', sa.String(length=1), nullable=True))
         batch_op.add_column(sa.Column('objects_to_parents_at', sa.DateTime(), nullable=True))
@@ -115,6 +118,9 @@ def downgrade():
         batch_op.drop_column('objects_to_parents_by_id')
         batch_op.drop_column('objects_to_parents_at')
         batch_op.drop_column('address_protection')
+
+    with op.batch_alter_table('fhir_client', schema=None) as batch_op:
+        batch_op.drop_column('population_register')
 
     with op.batch_alter_table('appointment', schema=None) as batch_op:
         batch_op.drop_column('cancelled_by_relation')
