@@ -314,3 +314,32 @@ def test_the_booker_is_told_quietly_and_the_other_parent_as_usual(app, kari, ola
     assert notes[kari.id].read_at is not None and notes[per.id].read_at is None
     pushed_to = {d.notification.account_id for d in db.session.scalars(select(PushDelivery))}
     assert pushed_to == {per.id}
+
+
+def test_a_parent_of_a_teenager_books_only_with_the_gp_and_the_municipality(client, login_as, kari, ingrid, hearing):
+    """From 12 to 16 a parent sees and books only the GP's and municipal services' times: the
+    hospital's visit types are not offered, a forged hospital slot is a 404 and books nothing, and
+    a clash with a hidden hospital time is not told as one."""
+    from app.people.models import OrganisationKind
+
+    factories.parent_of(kari, ingrid.person)
+    gp_office = factories.clinic(
+        factories.hospital("Lade legesenter", OrganisationKind.GP_OFFICE), name="Legetime, 20 minutter"
+    )
+    hospital_slot = factories.slot(hearing, days=5, hour=10)
+    hidden = factories.booked(ingrid.person, factories.slot(hearing, days=6, hour=10))
+    gp_slot = factories.slot(gp_office, days=6, hour=10)  # at the same time as the hidden hospital time
+    login_as(kari)
+    post(client, "/profil", {"person": ingrid.person_id}, csrf_path="/")
+    choices = client.get("/timer/bestill").get_data(as_text=True)
+    assert "Legetime, 20 minutter" in choices and hearing.visit_type.name not in choices
+    assert client.get(f"/timer/bestill/{hearing.visit_type.id}").status_code == 404
+    assert client.get(f"/timer/bestill/tid/{hospital_slot.id}").status_code == 404
+    before = count(Appointment)
+    forged = post(client, f"/timer/bestill/tid/{gp_slot.id}", {"slot": hospital_slot.id}, csrf_path="/timer/bestill")
+    assert forged.status_code == 404 and count(Appointment) == before
+    clash = post(client, f"/timer/bestill/tid/{gp_slot.id}", {"slot": gp_slot.id}, csrf_path="/timer/bestill")
+    assert clash.status_code == 409 and count(Appointment) == before
+    page = clash.get_data(as_text=True)
+    assert "Den tiden kan ikke bestilles" in page and "Du har allerede en time" not in page
+    assert f"/timer/{hidden.id}" not in client.get("/timer").get_data(as_text=True)

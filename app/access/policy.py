@@ -767,6 +767,21 @@ def check_appointment(
     )
 
 
+def sees_every_time(viewer: User, patient: Person) -> bool:
+    """Does the viewer see all of the patient's times (staff, the patient, most relatives), or only
+    some (a parent of a 12–16 year old: the GP's and municipal services')?"""
+    if viewer.role is not Role.PATIENT:
+        return True
+    grant = grant_for(viewer.person, patient)
+    return grant is not None and not grant.primary_care_only
+
+
+def appointment_in_scope(decision: Decision, appointment: Appointment) -> bool:
+    """Is this time one the patient-side decision shows (upcoming only for some proxies; the GP's
+    and municipal services' only for a parent of a 12–16 year old)?"""
+    return _appointment_in_scope(decision, appointment)
+
+
 def _appointment_in_scope(decision: Decision, appointment: Appointment) -> bool:
     if PAST_APPOINTMENTS not in decision.rights and appointment.start < clock.start_of_today_utc():
         return False

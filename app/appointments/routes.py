@@ -63,7 +63,9 @@ def index() -> Response:
         patient=patient,
         upcoming=services.upcoming(patient, scope, now),
         past=services.past(patient, scope, now),
-        open_offers=services.open_offers(patient, now),
+        open_offers=[
+            o for o in services.open_offers(patient, now) if policy.appointment_in_scope(decision, o.appointment)
+        ],
         now=now,
         notice=request.args.get("ok"),
     )
@@ -204,8 +206,12 @@ def decline(offer_id: int) -> Response:
 @bp.route("/bestill")
 def choose_type() -> Response:
     patient = _patient()
-    policy.check_appointment(current_user, patient, action="book")
-    types = services.bookable_types(patient, clock.today_in_norway())
+    decision = policy.check_appointment(current_user, patient, action="book")
+    types = [
+        t
+        for t in services.bookable_types(patient, clock.today_in_norway())
+        if policy.unit_in_scope(decision, t.care_unit)
+    ]
     return htmx.render("appointments/book_type.html", types=types, patient=patient, active_tab="appointments")
 
 
@@ -220,8 +226,10 @@ def _visit_type(visit_type_id: int) -> VisitType:
 def choose_time(visit_type_id: int) -> Response:
     """The next free times of a visit type, soonest first; ``etter`` continues from a slot."""
     patient = _patient()
-    policy.check_appointment(current_user, patient, action="book")
+    decision = policy.check_appointment(current_user, patient, action="book")
     visit_type = _visit_type(visit_type_id)
+    if not policy.unit_in_scope(decision, visit_type.care_unit):
+        abort(404)
     now = clock.utcnow()
     after = None
     if (after_id := request.args.get("etter", type=int)) is not None:
@@ -252,9 +260,12 @@ def choose_time(visit_type_id: int) -> Response:
 def confirm(slot_id: int) -> Response:
     """Check the details, then book (POST). A taken, past or forged slot says so and changes nothing."""
     patient = _patient()
-    policy.check_appointment(current_user, patient, action="book")
+    decision = policy.check_appointment(current_user, patient, action="book")
     now = clock.utcnow()
     slot = db.session.get(Slot, slot_id)
+    posted = db.session.get(Slot, request.form.get("slot", type=int) or 0) if request.method == "POST" else slot
+    if posted is not None and not policy.unit_in_scope(decision, posted.schedule.care_unit):
+        abort(404)  # a unit the relative may not book with (a hospital, for a parent of a teenager)
     if request.method == "POST":
         try:
             appointment = services.book(current_user, patient, request.form.get("slot", type=int), now)
