@@ -107,8 +107,17 @@ def invite_by_national_id(
     except InvalidNin:
         raise Refused(_("Fødselsnummeret er ikke gyldig. Det har 11 siffer.")) from None
     receiver = db.session.scalar(select(Person).where(Person.national_id == nin))
-    if receiver is None:
-        raise Refused(_("Vi finner ingen med dette fødselsnummeret i Varde. Du kan lage en engangskode i stedet."))
+    if receiver is not None and receiver.id == giver.id:
+        raise Refused(_("Du kan ikke gi fullmakt til deg selv."))
+    if receiver is None or receiver.is_protected:
+        # One answer for both: whether someone is in Varde, or has a confidential address, is not
+        # for anyone to find out by trying numbers. (Too young shows in the number itself.)
+        raise Refused(
+            _(
+                "Vi kan ikke gi fullmakt til dette fødselsnummeret i Varde. "
+                "Sjekk nummeret, eller lag en engangskode i stedet."
+            )
+        )
     _check_receiver(giver, receiver, today)
     _check_end(valid_until, today)
     return _grant(giver, receiver, level, valid_until, viewer, "patient")

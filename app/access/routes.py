@@ -16,6 +16,7 @@ from limits.strategies import FixedWindowRateLimiter
 from app import clock
 from app.access import policy, proxies
 from app.access.forms import LEVEL_HINTS, AcceptCodeForm, CodeProxyForm, GiveProxyForm
+from app.access.services import audit
 from app.auth.models import Role
 from app.db import db
 from app.people.models import Person, ProxyLevel, Relation
@@ -24,6 +25,7 @@ from app.web import htmx
 
 bp = Blueprint("proxies", __name__, url_prefix="/fullmakter")
 CODE_ATTEMPTS = "10 per hour"  # wrong codes one account may try: guessing ~49 bits is hopeless anyway
+INVITES = "20 per day"  # proxies given by national id, one account
 
 
 @bp.before_request
@@ -54,8 +56,14 @@ def _context(give: GiveProxyForm | None = None, code: CodeProxyForm | None = Non
     }
 
 
-def _refused(refused: Refused, status: int = 409, **forms: object) -> Response:
+def _refused(refused: Refused, status: int = 409, *, attempt: str | None = None, **forms: object) -> Response:
+    """Nothing changed; the attempt itself is recorded (``attempt``: its audit action)."""
     db.session.rollback()
+    if attempt is not None:
+        audit(
+            attempt, actor_user_id=current_user.id, subject_person_id=_me().id, object_type="relation", outcome="denied"
+        )
+        db.session.commit()
     return htmx.render("access/proxies.html", status=status, error=refused.message, **_context(**forms))  # type: ignore[arg-type]
 
 
@@ -69,12 +77,16 @@ def give() -> Response:
     form = GiveProxyForm(prefix="gi")
     if not form.validate():
         return htmx.render("access/proxies.html", status=400, **_context(give=form))
+    # Every try counts (found or not), so national ids cannot be tried one after another.
+    if not _code_limiter().hit(parse(INVITES), "varde-proxy-invite", str(current_user.id)):
+        tried = _("Du har prøvd mange fødselsnumre i dag. Prøv igjen i morgen, eller lag en engangskode.")
+        return _refused(Refused(tried), 429, give=form, attempt="proxy_grant_refused")
     try:
         relation = proxies.invite_by_national_id(
             current_user, _me(), form.national_id.data, form.level_value(), form.valid_until.data
         )
     except Refused as refused:
-        return _refused(refused, give=form)
+        return _refused(refused, give=form, attempt="proxy_grant_refused")
     db.session.commit()
     return htmx.redirect_to(url_for("proxies.index", ok="gitt", _anchor=f"fullmakt-{relation.id}"))
 
