@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.access import policy
@@ -69,14 +70,15 @@ def _grant(
     giver: Person, receiver: Person, level: ProxyLevel, valid_until: date | None, by: User, source: str
 ) -> Relation:
     """Add the relation, or renew the one there was (a revoked one, or a change of level)."""
-    relation = db.session.scalar(
-        select(Relation).where(
-            Relation.holder_id == receiver.id, Relation.subject_id == giver.id, Relation.kind == RelationKind.PROXY
-        )
-    )
+    mine = (Relation.holder_id == receiver.id, Relation.subject_id == giver.id, Relation.kind == RelationKind.PROXY)
+    relation = db.session.scalar(select(Relation).where(*mine))
     if relation is None:
-        relation = Relation(holder_id=receiver.id, subject_id=giver.id, kind=RelationKind.PROXY)
-        db.session.add(relation)
+        try:
+            with db.session.begin_nested():  # a double tap inserts once; the second renews that row
+                relation = Relation(holder_id=receiver.id, subject_id=giver.id, kind=RelationKind.PROXY)
+                db.session.add(relation)
+        except IntegrityError:
+            relation = db.session.scalars(select(Relation).where(*mine)).one()
     relation.level = level
     relation.valid_until = valid_until
     relation.source = source
@@ -187,13 +189,22 @@ def accept_code(viewer: User, receiver: Person, text: str) -> Relation:
     today = clock.today_in_norway()
     _check_giver(giver, today)
     _check_receiver(giver, receiver, today)
+    if invitation.valid_until is not None and invitation.valid_until < today:
+        raise Refused(_("Fullmakten koden gjaldt, har allerede gått ut. Be om en ny kode."))
+    # Taken only while still unused, not withdrawn and not expired: a withdrawal or another use
+    # at the same moment wins, and this one changes nothing.
     taken = db.session.execute(
         update(ProxyInvitation)
-        .where(ProxyInvitation.id == invitation.id, ProxyInvitation.used_at.is_(None))
+        .where(
+            ProxyInvitation.id == invitation.id,
+            ProxyInvitation.used_at.is_(None),
+            ProxyInvitation.cancelled_at.is_(None),
+            ProxyInvitation.expires_at > now,
+        )
         .values(used_at=now, used_by_id=receiver.id)
     ).rowcount
     if taken != 1:
-        raise Refused(_("Koden er allerede brukt. Be om en ny kode."))
+        raise Refused(_("Koden er allerede brukt eller trukket tilbake. Be om en ny kode."))
     relation = _grant(giver, receiver, invitation.level, invitation.valid_until, viewer, "patient")
     audit(
         "proxy_code_used",
@@ -211,8 +222,16 @@ def cancel_code(viewer: User, giver: Person, invitation_id: int) -> ProxyInvitat
     invitation = db.session.get(ProxyInvitation, invitation_id)
     if invitation is None or invitation.subject_id != giver.id:
         return None
-    if invitation.used_at is None and invitation.cancelled_at is None:
-        invitation.cancelled_at = clock.utcnow()
+    withdrawn = db.session.execute(
+        update(ProxyInvitation)
+        .where(
+            ProxyInvitation.id == invitation.id,
+            ProxyInvitation.used_at.is_(None),
+            ProxyInvitation.cancelled_at.is_(None),
+        )
+        .values(cancelled_at=clock.utcnow())
+    ).rowcount
+    if withdrawn == 1:  # used or withdrawn at the same moment: nothing more to do
         audit(
             "proxy_code_cancelled",
             actor_user_id=viewer.id,
@@ -238,8 +257,14 @@ def end(viewer: User, person: Person, relation_id: int) -> Relation | None:
         relation.valid_until is not None and relation.valid_until < clock.today_in_norway()
     ):
         raise Refused(_("Fullmakten er allerede avsluttet."))
-    relation.revoked_at = clock.utcnow()
-    relation.revoked_by_id = viewer.id
+    ended = db.session.execute(
+        update(Relation)
+        .where(Relation.id == relation.id, Relation.revoked_at.is_(None))
+        .values(revoked_at=clock.utcnow(), revoked_by_id=viewer.id)
+    ).rowcount
+    if ended != 1:  # ended at the same moment (a double tap): once is enough
+        raise Refused(_("Fullmakten er allerede avsluttet."))
+    db.session.refresh(relation)
     audit(
         "proxy_revoked",
         actor_user_id=viewer.id,
