@@ -159,6 +159,20 @@ def test_the_register_ends_a_parent_staff_registered_too(kari, ola, source):
     assert relation.revoked_at is not None
 
 
+def test_a_relation_a_clinician_ended_is_not_put_back_by_the_register(kari, ola, source):
+    """The register sends the same RelatedPerson every day; a parent a clinician ended (a court
+    order the register does not show) stays ended until staff register them again."""
+    import_bundle(bundle(patient_resource(ola), related(kari.person.national_id)), source)
+    [relation] = parent_relations()
+    relation.revoked_at = clock.utcnow()
+    relation.revoked_by_id = kari.id  # any account: ended by a person, not by the register
+    db.session.commit()
+    import_bundle(bundle(patient_resource(ola), related(kari.person.national_id)), source)
+    db.session.expire_all()
+    [relation] = parent_relations()
+    assert relation.revoked_at is not None
+
+
 def test_an_end_date_to_come_is_the_relations_last_day(kari, ola, source):
     last_day = clock.today_in_norway() + timedelta(days=30)
     import_bundle(

@@ -388,6 +388,10 @@ def parent_from_register(
             existing.valid_until = valid_until
             return existing
         return None
+    if existing is not None and existing.revoked_by_id is not None:
+        # A clinician ended it (a court order, a protection case the register does not show):
+        # the daily feed does not put it back; staff may register it again.
+        return None
     relation = _renew(
         existing,
         holder_id,
