@@ -45,7 +45,7 @@ from app.people.models import (
     RelationKind,
     age_on,
 )
-from app.record.models import ItemKind, RecordItem, ReleaseState
+from app.record.models import CopyRequest, ItemKind, RecordItem, ReleaseState
 
 # What a viewer may ask for besides a single item.
 CATEGORIES = frozenset(
@@ -441,7 +441,7 @@ def relatives_allowed(
         return set()
     grants = grants_over({row[1] for row in wanted}, today)
     limited = [row for row in wanted if (grant := grants.get((row[0], row[1]))) is not None and grant.primary_care_only]
-    hospital = _hospital_objects([(s, k, ot, oid, True) for _h, s, k, ot, oid in limited]) if limited else set()
+    hospital = _beyond_limited_parents([(s, k, ot, oid, True) for _h, s, k, ot, oid in limited]) if limited else set()
     allowed = set()
     for row in wanted:
         holder, subject, kind, object_type, object_id = row
@@ -711,8 +711,14 @@ def _decide_appointments(viewer: User, patient: Person, right: str = APPOINTMENT
     return None
 
 
+# What a parent of a 12–16 year old may still see: the GP office and the municipality's services.
+# Not hospitals, and not health stations — the school health service and the youth health clinic
+# are where a young person goes without their parents (contraception, mental health).
+LIMITED_PARENT_KINDS = frozenset({OrganisationKind.GP_OFFICE, OrganisationKind.MUNICIPALITY})
+
+
 def _primary_care_organisations() -> ColumnElement[bool]:
-    return Organisation.kind != OrganisationKind.HOSPITAL
+    return Organisation.kind.in_(sorted(LIMITED_PARENT_KINDS))
 
 
 def appointment_scope(decision: Decision, now: datetime | None = None) -> ColumnElement[bool]:
@@ -785,13 +791,13 @@ def appointment_in_scope(decision: Decision, appointment: Appointment) -> bool:
 def _appointment_in_scope(decision: Decision, appointment: Appointment) -> bool:
     if PAST_APPOINTMENTS not in decision.rights and appointment.start < clock.start_of_today_utc():
         return False
-    return not (decision.primary_care_only and appointment.organisation.kind is OrganisationKind.HOSPITAL)
+    return not decision.primary_care_only or appointment.organisation.kind in LIMITED_PARENT_KINDS
 
 
 def unit_in_scope(decision: Decision, unit: CareUnit) -> bool:
     """May a relative with this decision write to, or book with, this care unit (a parent of a
     12–16 year old: only the GP office and municipal services)?"""
-    return not (decision.primary_care_only and unit.organisation.kind is OrganisationKind.HOSPITAL)
+    return not decision.primary_care_only or unit.organisation.kind in LIMITED_PARENT_KINDS
 
 
 def load_appointment(viewer: User, patient: Person, appointment_id: int, action: str) -> Appointment:
@@ -885,7 +891,7 @@ def _conversation_allowed(
         return False
     if decision.primary_care_only:
         organisation = db.session.get(Organisation, organisation_id) if organisation_id is not None else None
-        return organisation is not None and organisation.kind is not OrganisationKind.HOSPITAL
+        return organisation is not None and organisation.kind in LIMITED_PARENT_KINDS
     return True
 
 
@@ -1026,6 +1032,41 @@ def conversation_revision(viewer: User, patient: Person | None, conversation_id:
     return row[2]
 
 
+# -- Copies of the record ---------------------------------------------------------------------
+# A patient asks for a copy with the export right (``check(category="export")``); the staff of the
+# organisation asked — clinicians and clerks (the archive often answers) — see and answer it.
+
+
+def load_copy_request(viewer: User, request_id: int, action: str) -> CopyRequest:
+    """A request for a copy made to one of the staff member's organisations; else 404, audited.
+    The read (or answer) is an audit row against the patient's record."""
+    found = db.session.get(CopyRequest, request_id) if viewer.role in (Role.CLINICIAN, Role.CLERK) else None
+    if found is None:
+        audit(
+            f"{action}_copy_request",
+            actor_user_id=viewer.id,
+            object_type="copy_request",
+            object_id=request_id,
+            outcome="denied",
+        )
+        db.session.commit()
+        abort(404)
+    if found.organisation_id not in staff_organisation_ids(viewer):
+        not_found(viewer, found.person, f"{action}_copy_request", "copy_request", request_id)
+    audit(
+        f"{action}_copy_request",
+        actor_user_id=viewer.id,
+        subject_person_id=found.person_id,
+        object_type="copy_request",
+        object_id=found.id,
+        outcome="ok",
+        basis="care_relation",
+        organisation_id=found.organisation_id,
+    )
+    g.audit_pending = True
+    return found
+
+
 def notification_recipients(
     changes: Iterable[tuple[int, str, str | None, int | None, bool]],
 ) -> list[list[tuple[int, bool]]]:
@@ -1058,7 +1099,7 @@ def notification_recipients(
     by_subject: dict[int, list[tuple[int, Grant]]] = {}
     for (holder, subject), grant in sorted(grants.items()):
         by_subject.setdefault(subject, []).append((holder, grant))
-    hospital_objects = _hospital_objects(changes) if any(g_.primary_care_only for g_ in grants.values()) else set()
+    hospital_objects = _beyond_limited_parents(changes) if any(g_.primary_care_only for g_ in grants.values()) else set()
     out: list[list[tuple[int, bool]]] = []
     for person_id, kind, object_type, object_id, guardians_may_know in changes:
         rows: list[tuple[int, bool]] = []
@@ -1076,8 +1117,9 @@ def notification_recipients(
     return out
 
 
-def _hospital_objects(changes: list[tuple[int, str, str | None, int | None, bool]]) -> set[tuple[str, int | None]]:
-    """Which conversations and appointments among the changes' objects are with a hospital."""
+def _beyond_limited_parents(changes: list[tuple[int, str, str | None, int | None, bool]]) -> set[tuple[str, int | None]]:
+    """Which of the changes' objects a parent of a 12–16 year old may not hear of: conversations
+    and appointments outside the GP office and the municipality, and everything else."""
     found: set[tuple[str, int | None]] = set()
     for object_type, model in (("conversation", Conversation), ("appointment", Appointment)):
         ids = sorted({c[3] for c in changes if c[2] == object_type and c[3] is not None})
@@ -1087,7 +1129,7 @@ def _hospital_objects(changes: list[tuple[int, str, str | None, int | None, bool
                 for (oid,) in db.session.execute(
                     select(model.id)
                     .join(Organisation, Organisation.id == model.organisation_id)
-                    .where(model.id.in_(ids), Organisation.kind == OrganisationKind.HOSPITAL)
+                    .where(model.id.in_(ids), Organisation.kind.not_in(sorted(LIMITED_PARENT_KINDS)))
                 )
             )
     # Anything else (a result, an offer) is not for a parent with limited access.

@@ -224,6 +224,10 @@ def answer(copy_request: CopyRequest, by: User, filename: str | None, data: byte
         released_at=now,
         released_by_id=by.id,
         announced=True,
+        # A copy the patient asked for may hold what a clinician hid from guardians: it is the
+        # patient's, not their parents' or guardian's (one a relative asked for is theirs to read).
+        hidden_from_guardians=copy_request.requested_by_relation is None,
+        guardian_hidden_reason=None,
     )
     item.content = RecordContent(content_type=attachments.PDF_TYPE, binary=checked.data)
     db.session.add(item)
@@ -238,6 +242,7 @@ def answer(copy_request: CopyRequest, by: User, filename: str | None, data: byte
     events.emit(
         copy_request.person_id,
         EVENT_KIND,
+        guardians_may_know=not item.hidden_from_guardians,
         object_type="record_item",
         object_id=item.id,
         url=item_url(item.id, ItemKind.DOCUMENT),

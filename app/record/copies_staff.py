@@ -9,11 +9,10 @@ the queue and each request read or answered is an audit row the patient sees.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, g, request, url_for
+from flask import Blueprint, Response, abort, current_app, request, url_for
 from flask_login import current_user
 
 from app.access import policy
-from app.access.services import audit
 from app.auth.models import Role, User
 from app.db import db, keyset_position, keyset_token
 from app.messages import attachments
@@ -79,34 +78,7 @@ def queue() -> Response:
 
 
 def _load(request_id: int, action: str) -> CopyRequest:
-    """The request, if it was made to one of the viewer's organisations; else 404, audited. The
-    read (or answer) is an audit row against the patient's record."""
-    viewer: User = current_user
-    found = db.session.get(CopyRequest, request_id)
-    if found is None:
-        audit(
-            f"{action}_copy_request",
-            actor_user_id=viewer.id,
-            object_type="copy_request",
-            object_id=request_id,
-            outcome="denied",
-        )
-        db.session.commit()
-        abort(404)
-    if found.organisation_id not in policy.staff_organisation_ids(viewer):
-        policy.not_found(viewer, found.person, f"{action}_copy_request", "copy_request", request_id)
-    audit(
-        f"{action}_copy_request",
-        actor_user_id=viewer.id,
-        subject_person_id=found.person_id,
-        object_type="copy_request",
-        object_id=found.id,
-        outcome="ok",
-        basis="care_relation",
-        organisation_id=found.organisation_id,
-    )
-    g.audit_pending = True
-    return found
+    return policy.load_copy_request(current_user, request_id, action)
 
 
 def _page(
