@@ -448,7 +448,7 @@ def relatives_allowed(
         grant = grants.get((holder, subject))
         if grant is None or not may_hear(grant, kind):
             continue
-        if grant.primary_care_only and (object_type is None or (object_type, object_id) in hospital):
+        if grant.primary_care_only and (object_type is None or (object_type, object_id) in beyond):
             continue
         allowed.add(row)
     return allowed
@@ -1099,7 +1099,9 @@ def notification_recipients(
     by_subject: dict[int, list[tuple[int, Grant]]] = {}
     for (holder, subject), grant in sorted(grants.items()):
         by_subject.setdefault(subject, []).append((holder, grant))
-    hospital_objects = _beyond_limited_parents(changes) if any(g_.primary_care_only for g_ in grants.values()) else set()
+    beyond_limited = (
+        _beyond_limited_parents(changes) if any(g_.primary_care_only for g_ in grants.values()) else set()
+    )
     out: list[list[tuple[int, bool]]] = []
     for person_id, kind, object_type, object_id, guardians_may_know in changes:
         rows: list[tuple[int, bool]] = []
@@ -1110,14 +1112,16 @@ def notification_recipients(
         for holder, grant in by_subject.get(person_id, []):
             if not may_hear(grant, kind, guardians_may_know):
                 continue
-            if grant.primary_care_only and (object_type is None or (object_type, object_id) in hospital_objects):
+            if grant.primary_care_only and (object_type is None or (object_type, object_id) in beyond_limited):
                 continue
             rows += [(a, False) for a in accounts.get(holder, [])]
         out.append(rows)
     return out
 
 
-def _beyond_limited_parents(changes: list[tuple[int, str, str | None, int | None, bool]]) -> set[tuple[str, int | None]]:
+def _beyond_limited_parents(
+    changes: list[tuple[int, str, str | None, int | None, bool]],
+) -> set[tuple[str, int | None]]:
     """Which of the changes' objects a parent of a 12–16 year old may not hear of: conversations
     and appointments outside the GP office and the municipality, and everything else."""
     found: set[tuple[str, int | None]] = set()
