@@ -358,3 +358,37 @@ def test_every_event_kind_says_who_may_hear_it():
     from app.notify.kinds import KINDS
 
     assert set(KINDS) <= set(policy.EVENT_RIGHTS)
+
+
+def test_the_push_worker_checks_a_limited_parents_objects_again(kari, ingrid, source):
+    """A parent of a 12–16 year old: a message from the GP office is still theirs to hear of when
+    the push goes out; one from a hospital, or a result, is not."""
+    from app.access import policy
+    from app.messages.models import Conversation
+    from app.people.models import OrganisationKind
+
+    factories.parent_of(kari, ingrid.person)
+    gp = factories.hospital("Lade legesenter", OrganisationKind.GP_OFFICE)
+    hospital = factories.hospital()
+    conversations = {}
+    for name, org in (("gp", gp), ("hospital", hospital)):
+        c = Conversation(
+            person_id=ingrid.person_id,
+            care_unit_id=org.care_units[0].id,
+            organisation_id=org.id,
+            topic="other",
+            subject="Spørsmål",
+            state="new",
+            started_by_id=ingrid.id,
+            created_at=clock.utcnow(),
+            last_message_at=clock.utcnow(),
+        )
+        db.session.add(c)
+        conversations[name] = c
+    db.session.commit()
+    rows = [
+        (kari.person_id, ingrid.person_id, "message_received", "conversation", conversations["gp"].id),
+        (kari.person_id, ingrid.person_id, "message_received", "conversation", conversations["hospital"].id),
+        (kari.person_id, ingrid.person_id, "result_released", "record_item", 1),
+    ]
+    assert policy.relatives_allowed(rows) == {rows[0]}

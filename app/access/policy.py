@@ -441,7 +441,7 @@ def relatives_allowed(
         return set()
     grants = grants_over({row[1] for row in wanted}, today)
     limited = [row for row in wanted if (grant := grants.get((row[0], row[1]))) is not None and grant.primary_care_only]
-    hospital = _beyond_limited_parents([(s, k, ot, oid, True) for _h, s, k, ot, oid in limited]) if limited else set()
+    beyond = _beyond_limited_parents([(s, k, ot, oid, True) for _h, s, k, ot, oid in limited]) if limited else set()
     allowed = set()
     for row in wanted:
         holder, subject, kind, object_type, object_id = row
@@ -1099,9 +1099,7 @@ def notification_recipients(
     by_subject: dict[int, list[tuple[int, Grant]]] = {}
     for (holder, subject), grant in sorted(grants.items()):
         by_subject.setdefault(subject, []).append((holder, grant))
-    beyond_limited = (
-        _beyond_limited_parents(changes) if any(g_.primary_care_only for g_ in grants.values()) else set()
-    )
+    beyond_limited = _beyond_limited_parents(changes) if any(g_.primary_care_only for g_ in grants.values()) else set()
     out: list[list[tuple[int, bool]]] = []
     for person_id, kind, object_type, object_id, guardians_may_know in changes:
         rows: list[tuple[int, bool]] = []
