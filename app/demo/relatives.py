@@ -34,6 +34,8 @@ def build(builder) -> None:  # type: ignore[no-untyped-def]
     kari, per = _person("Kari", "Nordmann"), _person("Per", "Hansen")
     if kari is None or per is None or _person("Solveig", "Nordmann") is not None:
         return
+    # A region built before: the numbers already given are taken (the builder's own list is new).
+    builder.used_ids.update(db.session.scalars(select(Person.national_id)))
     solveig = builder.person("Solveig", "Nordmann", _birth(today, 82, 140))
     arne = builder.person("Arne", "Hansen", _birth(today, 88, 30))
     db.session.flush()
@@ -62,11 +64,14 @@ def build(builder) -> None:  # type: ignore[no-untyped-def]
     if st_olav is None:
         return
     now = clock.utcnow()
+    nora = _person("Nora", "Berg")
     for person, days_ago, whole, part in (
         (per, 25, True, None),
         (solveig, 33, False, "Epikriser og røntgensvar etter hoftebruddet"),
-        (_person("Nora", "Berg") or per, 3, True, None),
+        (nora, 3, True, None),
     ):
+        if person is None:
+            continue
         asked = now - timedelta(days=days_ago)
         db.session.add(
             CopyRequest(
