@@ -16,6 +16,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.access import policy
@@ -280,6 +281,7 @@ def given_by(patient: Person) -> list[Relation]:
     """The proxies and guardians of the patient, those in force first, then the ended ones."""
     rows = db.session.scalars(
         select(Relation)
+        .options(joinedload(Relation.holder))
         .where(Relation.subject_id == patient.id, Relation.kind.in_((RelationKind.PROXY, RelationKind.GUARDIAN)))
         .order_by(Relation.revoked_at.is_not(None), Relation.created_at.desc())
     ).all()
@@ -293,6 +295,7 @@ def held_by(person: Person) -> list[Relation]:
     return list(
         db.session.scalars(
             select(Relation)
+            .options(joinedload(Relation.subject))
             .where(
                 Relation.holder_id == person.id,
                 Relation.kind.in_((RelationKind.PROXY, RelationKind.GUARDIAN)),
