@@ -154,3 +154,13 @@ def test_record_pages_read_in_english_too(client, login_as, kari, source):
     login_as(kari)
     html = client.get("/journal/prover", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Results" in html or "Test results" in html
+
+
+def test_ended_medications_are_listed_under_their_heading(client, login_as, kari, source):
+    """The layout's own variables (the access-ended notice, the banner) must not hide a page's:
+    a layout ``set ended`` once emptied this list."""
+    factories.record(kari.person, source, results=100, notes=4, years=5, prefix="h")
+    login_as(kari)
+    page = client.get("/journal/legemidler").get_data(as_text=True)
+    ended = page[page.index("<h2>Avsluttet</h2>") :]
+    assert "Ramipril 5 mg tablett" in ended and "Ingen avsluttede legemidler" not in ended
