@@ -981,9 +981,9 @@ def demo_logins() -> list[DemoLogin]:
     """The logins of existing demo data, found again from the database (for `make run`)."""
     logins = []
     for label, given, family in (
-        ("Kari Nordmann (pasient, mor til Ola 8 og Ingrid 14, fullmektig for Solveig)", "Kari", "Nordmann"),
-        ("Per Hansen (pasient, verge for Arne)", "Per", "Hansen"),
-        ("Solveig Nordmann (pasient, 82, har gitt Kari fullmakt)", "Solveig", "Nordmann"),
+        ("Kari Nordmann (pasient, mor til Ola 8 og Ingrid 14, fullmektig for Gudrun)", "Kari", "Nordmann"),
+        ("Per Hansen (pasient, verge for Helge)", "Per", "Hansen"),
+        ("Gudrun Nordmann (pasient, 82, har gitt Kari fullmakt)", "Gudrun", "Nordmann"),
         ("Ingrid Nordmann (ungdom med egen innlogging)", "Ingrid", "Nordmann"),
         ("Nora Berg (pasient – viser oppsett av engangskode)", "Nora", "Berg"),
     ):
@@ -1026,7 +1026,7 @@ def demo_command() -> None:
         db.session.commit()
         click.echo("Demo messages added.")
     if (
-        db.session.scalar(select(Person.id).where(Person.given_name == "Solveig", Person.family_name == "Nordmann"))
+        db.session.scalar(select(Person.id).where(Person.given_name == "Gudrun", Person.family_name == "Nordmann"))
         is None
     ):
         # A region built before relatives existed: add the proxy, the guardian and copy requests once.

@@ -1,5 +1,5 @@
-"""Demo relatives: Kari is proxy (Standard) for her mother Solveig, 82; Per Hansen is guardian
-(verge) for his brother Arne, 88; and requests for a copy of the record waiting at St. Olavs
+"""Demo relatives: Kari is proxy (Standard) for her mother Gudrun, 82; Per Hansen is guardian
+(verge) for his brother Helge, 88; and requests for a copy of the record waiting at St. Olavs
 hospital, one close to its deadline and one over it. Added once, also to a region built before."""
 
 from __future__ import annotations
@@ -32,26 +32,26 @@ def build(builder) -> None:  # type: ignore[no-untyped-def]
     """``builder``: the demo Builder (its person numbers and password)."""
     today = clock.today_in_norway()
     kari, per = _person("Kari", "Nordmann"), _person("Per", "Hansen")
-    if kari is None or per is None or _person("Solveig", "Nordmann") is not None:
+    if kari is None or per is None or _person("Gudrun", "Nordmann") is not None:
         return
     # A region built before: the numbers already given are taken (the builder's own list is new).
     builder.used_ids.update(db.session.scalars(select(Person.national_id)))
-    solveig = builder.person("Solveig", "Nordmann", _birth(today, 82, 140))
-    arne = builder.person("Arne", "Hansen", _birth(today, 88, 30))
+    gudrun = builder.person("Gudrun", "Nordmann", _birth(today, 82, 140))
+    helge = builder.person("Helge", "Hansen", _birth(today, 88, 30))
     db.session.flush()
-    builder.patient_user(solveig)
+    builder.patient_user(gudrun)
     db.session.add_all(
         [
             Relation(
                 holder_id=kari.id,
-                subject_id=solveig.id,
+                subject_id=gudrun.id,
                 kind=RelationKind.PROXY,
                 level=ProxyLevel.STANDARD,
                 source="patient",
             ),
             Relation(
                 holder_id=per.id,
-                subject_id=arne.id,
+                subject_id=helge.id,
                 kind=RelationKind.GUARDIAN,
                 level=ProxyLevel.FULL,
                 scope_text="Personlige forhold og helse, oppnevnt av Statsforvalteren i Trøndelag",
@@ -59,7 +59,7 @@ def build(builder) -> None:  # type: ignore[no-untyped-def]
             ),
         ]
     )
-    _records(builder, solveig, arne)
+    _records(builder, gudrun, helge)
     st_olav = db.session.scalar(select(Organisation).where(Organisation.name == "St. Olavs hospital"))
     if st_olav is None:
         return
@@ -67,7 +67,7 @@ def build(builder) -> None:  # type: ignore[no-untyped-def]
     nora = _person("Nora", "Berg")
     for person, days_ago, whole, part in (
         (per, 25, True, None),
-        (solveig, 33, False, "Epikriser og røntgensvar etter hoftebruddet"),
+        (gudrun, 33, False, "Epikriser og røntgensvar etter hoftebruddet"),
         (nora, 3, True, None),
     ):
         if person is None:
@@ -86,8 +86,8 @@ def build(builder) -> None:  # type: ignore[no-untyped-def]
         )
 
 
-def _records(builder, solveig: Person, arne: Person) -> None:  # type: ignore[no-untyped-def]
-    """Some history for Solveig and Arne from St. Olavs hospital and Lade legesenter, through the
+def _records(builder, gudrun: Person, helge: Person) -> None:  # type: ignore[no-untyped-def]
+    """Some history for Gudrun and Helge from St. Olavs hospital and Lade legesenter, through the
     real ingest (the FHIR clients the demo made)."""
     from app.demo.fhir_bundles import history_bundle
     from app.fhir.ingest import import_bundle
@@ -95,9 +95,9 @@ def _records(builder, solveig: Person, arne: Person) -> None:  # type: ignore[no
 
     clients = {c.name: c for c in db.session.scalars(select(FhirClient))}
     plan = [
-        (solveig, "DIPS Arena, St. Olavs hospital", 40, 5, 2, "Ortopedisk avdeling", "Dr. Marte Lund", 101),
-        (solveig, "Journalsystem, Lade legesenter", 30, 4, 3, "Fastlegene", "Dr. Siri Aune", 102),
-        (arne, "DIPS Arena, St. Olavs hospital", 30, 4, 2, "Hjertemedisinsk poliklinikk", "Dr. Marte Lund", 103),
+        (gudrun, "DIPS Arena, St. Olavs hospital", 40, 5, 2, "Ortopedisk avdeling", "Dr. Marte Lund", 101),
+        (gudrun, "Journalsystem, Lade legesenter", 30, 4, 3, "Fastlegene", "Dr. Siri Aune", 102),
+        (helge, "DIPS Arena, St. Olavs hospital", 30, 4, 2, "Hjertemedisinsk poliklinikk", "Dr. Marte Lund", 103),
     ]
     db.session.flush()
     for person, client_name, results, notes, years, unit, doctor, seed in plan:
