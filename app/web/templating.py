@@ -75,16 +75,21 @@ STAFF_TABS = (
     ("appointments", "appointments_staff.day", lazy_pgettext("tab", "Timer")),
     ("menu", "portal.menu", _l("Meny")),
 )
-_tab_bars: dict[tuple[str, str | None, str, bool], Markup] = {}
+# A clerk has no patient console (it is the clinicians'): their second tab is the copy requests.
+CLERK_TABS = tuple(
+    ("record", "copies_staff.queue", _l("Innsyn")) if name == "record" else (name, endpoint, label)
+    for name, endpoint, label in STAFF_TABS
+)
+_tab_bars: dict[tuple[str, str | None, str, bool, bool], Markup] = {}
 
 
-def tab_bar(active: str | None, staff: bool = False) -> Markup:
+def tab_bar(active: str | None, staff: bool = False, clerk: bool = False) -> Markup:
     """The bottom tab bar. Every page draws it; it only varies by language, active tab and staff or not."""
-    key = (str(get_locale()), active, request.script_root, staff)
+    key = (str(get_locale()), active, request.script_root, staff, clerk)
     html = _tab_bars.get(key)
     if html is None:
         items = []
-        for name, endpoint, label in STAFF_TABS if staff else TABS:
+        for name, endpoint, label in (CLERK_TABS if clerk else STAFF_TABS) if staff else TABS:
             current = ' aria-current="page"' if name == active else ""
             # format() escapes the URL and label; the attribute is our own constant.
             items.append(
