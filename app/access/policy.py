@@ -570,13 +570,13 @@ def load_item(
     return item, check(viewer, patient, item=item, action=action)
 
 
-def not_found(viewer: User, patient: Person, action: str, object_type: str, object_id: int) -> NoReturn:
+def not_found(viewer: User, patient: Person | None, action: str, object_type: str, object_id: int) -> NoReturn:
     """404 for an id that names nothing the viewer may reach: the attempt is still recorded
-    against the record it was made in (committed, as the error page rolls back)."""
+    against the record it was made in, if any (committed, as the error page rolls back)."""
     audit(
         action,
         actor_user_id=viewer.id,
-        subject_person_id=patient.id,
+        subject_person_id=patient.id if patient is not None else None,
         object_type=object_type,
         object_id=object_id,
         outcome="denied",
@@ -946,16 +946,6 @@ def load_conversation(
     conversation = db.session.get(Conversation, conversation_id)
     subject = patient if patient is not None else (conversation.person if conversation is not None else None)
     if conversation is None or subject is None or (patient is not None and conversation.person_id != patient.id):
-        if subject is None:
-            audit(
-                f"{action}_conversation",
-                actor_user_id=viewer.id,
-                object_type="conversation",
-                object_id=conversation_id,
-                outcome="denied",
-            )
-            db.session.commit()
-            abort(404)
         not_found(viewer, subject, f"{action}_conversation", "conversation", conversation_id)
     return conversation, check_messages(viewer, subject, conversation, action=action, audited=audited)
 
@@ -1041,18 +1031,8 @@ def load_copy_request(viewer: User, request_id: int, action: str) -> CopyRequest
     """A request for a copy made to one of the staff member's organisations; else 404, audited.
     The read (or answer) is an audit row against the patient's record."""
     found = db.session.get(CopyRequest, request_id) if viewer.role in (Role.CLINICIAN, Role.CLERK) else None
-    if found is None:
-        audit(
-            f"{action}_copy_request",
-            actor_user_id=viewer.id,
-            object_type="copy_request",
-            object_id=request_id,
-            outcome="denied",
-        )
-        db.session.commit()
-        abort(404)
-    if found.organisation_id not in staff_organisation_ids(viewer):
-        not_found(viewer, found.person, f"{action}_copy_request", "copy_request", request_id)
+    if found is None or found.organisation_id not in staff_organisation_ids(viewer):
+        not_found(viewer, found.person if found else None, f"{action}_copy_request", "copy_request", request_id)
     audit(
         f"{action}_copy_request",
         actor_user_id=viewer.id,

@@ -38,6 +38,7 @@ from app.db import db
 from app.people.models import CareUnit
 from app.staff.services import chosen_unit, my_units
 from app.web import htmx
+from app.web.gate import only_for
 
 bp = Blueprint("appointments_staff", __name__, url_prefix="/ansatt/timer")
 
@@ -61,10 +62,7 @@ def helpers() -> dict:
     }
 
 
-@bp.before_request
-def staff_only() -> None:
-    if not current_user.is_authenticated or current_user.role not in (Role.CLINICIAN, Role.CLERK):
-        abort(404)
+bp.before_request(only_for(Role.CLINICIAN, Role.CLERK))
 
 
 def _units() -> list[CareUnit]:

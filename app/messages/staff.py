@@ -27,16 +27,14 @@ from app.people.models import CareUnit
 from app.refusal import Refused
 from app.staff.services import chosen_unit, my_units
 from app.web import htmx
+from app.web.gate import only_for
 from app.web.uploads import takes_files
 
 bp = Blueprint("messages_staff", __name__, url_prefix="/ansatt/meldinger")
 PAGE = 20
 
 
-@bp.before_request
-def staff_only() -> None:
-    if not current_user.is_authenticated or current_user.role not in (Role.CLINICIAN, Role.CLERK):
-        abort(404)
+bp.before_request(only_for(Role.CLINICIAN, Role.CLERK))
 
 
 @bp.context_processor

@@ -9,7 +9,7 @@ the queue and each request read or answered is an audit row the patient sees.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from flask_login import current_user
 
 from app.access import policy
@@ -21,16 +21,14 @@ from app.record.forms import ANSWER_MAX_CHARS, AnswerCopyForm, RefuseCopyForm
 from app.record.models import CopyRequest, CopyRequestState
 from app.refusal import Refused
 from app.web import htmx
+from app.web.gate import only_for
 from app.web.uploads import takes_files
 
 bp = Blueprint("copies_staff", __name__, url_prefix="/ansatt/innsyn")
 PAGE = 20
 
 
-@bp.before_request
-def staff_only() -> None:
-    if not current_user.is_authenticated or current_user.role not in (Role.CLINICIAN, Role.CLERK):
-        abort(404)
+bp.before_request(only_for(Role.CLINICIAN, Role.CLERK))
 
 
 @bp.context_processor

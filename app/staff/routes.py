@@ -29,14 +29,12 @@ from app.staff.forms import (
     WithholdForm,
 )
 from app.web import htmx
+from app.web.gate import only_for
 
 bp = Blueprint("staff", __name__, url_prefix="/ansatt")
 
 
-@bp.before_request
-def staff_only() -> None:
-    if not current_user.is_authenticated or current_user.role is not Role.CLINICIAN:
-        abort(404)
+bp.before_request(only_for(Role.CLINICIAN))
 
 
 def _patient(person_id: int) -> Person:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+from collections.abc import Callable
+
+from flask import Flask, abort, request
 from flask_login import current_user
 
 from app.extensions import login_manager
@@ -26,6 +28,17 @@ PUBLIC_ENDPOINTS = frozenset(
         "fhir.receive_bundle",
     }
 )
+
+
+def only_for(*roles: object) -> Callable[[], None]:
+    """A blueprint's ``before_request``: 404 for anyone without one of these roles (the pages do
+    not exist for them)."""
+
+    def check() -> None:
+        if not current_user.is_authenticated or current_user.role not in roles:
+            abort(404)
+
+    return check
 
 
 def init_app(app: Flask) -> None:
