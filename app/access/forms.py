@@ -10,12 +10,14 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from app.people.models import ProxyLevel
 
-LEVEL_CHOICES = [
-    SelectChoice(ProxyLevel.STANDARD.value, _l("Standard")),
-    SelectChoice(ProxyLevel.READ_ONLY.value, _l("Bare lese")),
-    SelectChoice(ProxyLevel.COMMUNICATE.value, _l("Bare kommunisere")),
-    SelectChoice(ProxyLevel.FULL.value, _l("Full tilgang")),
-]
+# The levels' names, for proxies and guardians alike (the patient's page, the staff console).
+LEVEL_LABELS = {
+    ProxyLevel.STANDARD: _l("Standard"),
+    ProxyLevel.READ_ONLY: _l("Bare lese"),
+    ProxyLevel.COMMUNICATE: _l("Bare kommunisere"),
+    ProxyLevel.FULL: _l("Full tilgang"),
+}
+LEVEL_CHOICES = [SelectChoice(level.value, label) for level, label in LEVEL_LABELS.items()]
 LEVEL_HINTS = {
     ProxyLevel.STANDARD.value: _l(
         "Timer, prøvesvar, legemidler og vaksiner, meldinger og timebestilling. "

@@ -15,7 +15,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from app import clock
 from app.access import policy, proxies
-from app.access.forms import LEVEL_HINTS, AcceptCodeForm, CodeProxyForm, GiveProxyForm
+from app.access.forms import LEVEL_HINTS, LEVEL_LABELS, AcceptCodeForm, CodeProxyForm, GiveProxyForm
 from app.access.services import audit
 from app.auth.models import Role
 from app.db import db
@@ -51,7 +51,6 @@ def _context(give: GiveProxyForm | None = None, code: CodeProxyForm | None = Non
         "level_hints": LEVEL_HINTS,
         "may_give": me.age_on(today) >= policy.PROXY_GIVER_MIN_AGE and not me.is_protected,
         "in_force": proxies.is_in_force,
-        "level_words": level_words,
         **extra,
     }
 
@@ -102,9 +101,7 @@ def make_code() -> Response:
         return _refused(refused, code=form)
     db.session.commit()
     # Shown once, on this response only (never stored in clear, never cached).
-    response = htmx.render(
-        "access/code.html", active_tab="menu", code=code, invitation=invitation, level_words=level_words
-    )
+    response = htmx.render("access/code.html", active_tab="menu", code=code, invitation=invitation)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -140,7 +137,6 @@ def activity(relation_id: int) -> Response:
         active_tab="menu",
         relation=relation,
         events=proxies.activity(_me(), relation.holder_id),
-        level_words=level_words,
     )
 
 
@@ -174,16 +170,9 @@ def accept() -> Response:
     return htmx.redirect_to(url_for("proxies.index", ok="kode-brukt", _anchor=f"fullmakt-{relation.id}"))
 
 
-LEVEL_WORDS = {
-    ProxyLevel.STANDARD: lambda: _("Standard"),
-    ProxyLevel.READ_ONLY: lambda: _("Bare lese"),
-    ProxyLevel.COMMUNICATE: lambda: _("Bare kommunisere"),
-    ProxyLevel.FULL: lambda: _("Full tilgang"),
-}
-
-
-def level_words(level: ProxyLevel | None) -> str:
-    return LEVEL_WORDS[level]() if level is not None else ""
+@bp.app_template_global()
+def level_words(level: ProxyLevel | str | None) -> str:
+    return str(LEVEL_LABELS[ProxyLevel(level)]) if level else ""
 
 
 # What a relative did, in words (the audit row's action is "<verb>_<object>").
@@ -251,3 +240,9 @@ def relative_word(key: str | None) -> str:
     """What someone acting for the patient is to them, in a sentence ("bestilt av forelder")."""
     words = RELATIVE_WORDS.get(key or "")
     return words() if words else (key or "")
+
+
+@bp.app_template_global()
+def basis_words(basis: str | None) -> str | None:
+    """The same as a label ("Fullmektig"), from an audit row's basis; None for staff's rows."""
+    return relative_word(basis).capitalize() if basis in RELATIVE_WORDS else None

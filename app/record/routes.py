@@ -326,20 +326,6 @@ def role_words(role) -> str:  # type: ignore[no-untyped-def]
     return words() if words else role.value
 
 
-BASIS_WORDS = {
-    "parent": lambda: _("Forelder"),
-    "proxy": lambda: _("Fullmektig"),
-    "guardian": lambda: _("Verge"),
-}
-
-
-@bp.app_template_global()
-def basis_words(basis: str | None) -> str | None:
-    """What a relative is to the patient, from the audit row's basis (None for staff)."""
-    words = BASIS_WORDS.get(basis or "")
-    return words() if words else None
-
-
 @bp.app_template_global()
 def audit_words(event) -> str:  # type: ignore[no-untyped-def]
     words = AUDIT_WORDS.get(event.object_type or "")

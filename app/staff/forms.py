@@ -10,6 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from app import clock
+from app.access.forms import LEVEL_CHOICES
 from app.people.models import ProxyLevel
 from app.people.nin import InvalidNin, parse_nin
 from app.people.services import SCOPE_MAX_CHARS
@@ -97,12 +98,7 @@ class ParentForm(FlaskForm):
         _valid_national_id(field)
 
 
-GUARDIAN_LEVELS = [
-    SelectChoice(ProxyLevel.STANDARD.value, _l("Standard")),
-    SelectChoice(ProxyLevel.READ_ONLY.value, _l("Bare lese")),
-    SelectChoice(ProxyLevel.COMMUNICATE.value, _l("Bare kommunisere")),
-    SelectChoice(ProxyLevel.FULL.value, _l("Full tilgang")),
-]
+GUARDIAN_LEVELS = LEVEL_CHOICES  # the same levels as a proxy's
 
 
 class GuardianForm(FlaskForm):
