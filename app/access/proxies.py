@@ -24,6 +24,7 @@ from app.access.models import AuditEvent
 from app.access.services import audit
 from app.auth.models import User
 from app.db import db
+from app.people import services as people_services
 from app.people.models import Person, ProxyInvitation, ProxyLevel, Relation, RelationKind
 from app.people.nin import InvalidNin, parse_nin
 from app.refusal import Refused
@@ -34,17 +35,11 @@ CODE_LENGTH = 10
 LONGEST_END = timedelta(days=366 * 10)
 
 
-def _protected_message() -> str:
-    return _(
-        "Personer med fortrolig eller strengt fortrolig adresse kan ikke representere eller representeres i Varde."
-    )
-
-
 def _check_giver(giver: Person, today: date) -> None:
     if giver.age_on(today) < policy.PROXY_GIVER_MIN_AGE:
         raise Refused(_("Du må være minst %(age)s år for å gi noen fullmakt.", age=policy.PROXY_GIVER_MIN_AGE))
     if giver.is_protected:
-        raise Refused(_protected_message())
+        raise Refused(people_services.protected_message())
 
 
 def _check_receiver(giver: Person, receiver: Person, today: date) -> None:
@@ -53,7 +48,7 @@ def _check_receiver(giver: Person, receiver: Person, today: date) -> None:
     if receiver.age_on(today) < policy.PROXY_HOLDER_MIN_AGE:
         raise Refused(_("Den som får fullmakt, må være minst %(age)s år.", age=policy.PROXY_HOLDER_MIN_AGE))
     if receiver.is_protected or giver.is_protected:
-        raise Refused(_protected_message())
+        raise Refused(people_services.protected_message())
 
 
 def _check_end(valid_until: date | None, today: date) -> None:
@@ -71,23 +66,13 @@ def _grant(
     giver: Person, receiver: Person, level: ProxyLevel, valid_until: date | None, by: User, source: str
 ) -> Relation:
     """Add the relation, or renew the one there was (a revoked one, or a change of level)."""
-    mine = (Relation.holder_id == receiver.id, Relation.subject_id == giver.id, Relation.kind == RelationKind.PROXY)
-    relation = db.session.scalar(select(Relation).where(*mine))
-    if relation is None:
-        try:
-            with db.session.begin_nested():  # a double tap inserts once; the second renews that row
-                relation = Relation(holder_id=receiver.id, subject_id=giver.id, kind=RelationKind.PROXY)
-                db.session.add(relation)
-        except IntegrityError:
-            relation = db.session.scalars(select(Relation).where(*mine)).one()
-    relation.level = level
-    relation.valid_until = valid_until
-    relation.source = source
-    relation.created_by_id = by.id
-    relation.revoked_at = None
-    relation.revoked_by_id = None
-    relation.created_at = clock.utcnow()
-    db.session.flush()
+    key = (receiver.id, giver.id, RelationKind.PROXY)
+    terms = {"source": source, "now": clock.utcnow(), "by_id": by.id, "level": level, "valid_until": valid_until}
+    try:
+        with db.session.begin_nested():  # a double tap inserts once; the second renews that row
+            relation = people_services.put_in_force(people_services.existing_relation(*key), *key, **terms)
+    except IntegrityError:
+        relation = people_services.put_in_force(people_services.existing_relation(*key), *key, **terms)
     audit(
         "proxy_granted",
         actor_user_id=by.id,
@@ -286,7 +271,7 @@ def given_by(patient: Person) -> list[Relation]:
         .order_by(Relation.revoked_at.is_not(None), Relation.created_at.desc())
     ).all()
     today = clock.today_in_norway()
-    return sorted(rows, key=lambda r: not is_in_force(r, today))
+    return sorted(rows, key=lambda r: not r.in_force_on(today))
 
 
 def held_by(person: Person) -> list[Relation]:
@@ -320,11 +305,6 @@ def open_codes(patient: Person) -> list[ProxyInvitation]:
             .order_by(ProxyInvitation.created_at.desc())
         )
     )
-
-
-def is_in_force(relation: Relation, today: date | None = None) -> bool:
-    today = today or clock.today_in_norway()
-    return relation.revoked_at is None and (relation.valid_until is None or relation.valid_until >= today)
 
 
 def activity(patient: Person, holder_id: int, limit: int = 100) -> list[AuditEvent]:

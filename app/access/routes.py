@@ -50,7 +50,7 @@ def _context(give: GiveProxyForm | None = None, code: CodeProxyForm | None = Non
         "code_form": code or CodeProxyForm(prefix="kode"),
         "level_hints": LEVEL_HINTS,
         "may_give": me.age_on(today) >= policy.PROXY_GIVER_MIN_AGE and not me.is_protected,
-        "in_force": proxies.is_in_force,
+        "this_day": today,
         **extra,
     }
 

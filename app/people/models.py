@@ -175,6 +175,10 @@ class Relation(db.Model):
     holder: Mapped[Person] = relationship(foreign_keys=[holder_id])
     subject: Mapped[Person] = relationship(foreign_keys=[subject_id])
 
+    def in_force_on(self, today: date) -> bool:
+        """Not revoked and not past its last day (``policy.in_force`` is the same rule in SQL)."""
+        return self.revoked_at is None and (self.valid_until is None or self.valid_until >= today)
+
 
 class ProxyInvitation(db.Model):
     """A one-time code a patient made for someone to become their proxy. Only a hash of the code

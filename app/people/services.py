@@ -8,7 +8,7 @@ the caller commits what succeeded, audit row included. What a relation lets its 
 access policy's alone (``app/access/policy.py``); this module only keeps the relations.
 
 A relation is never deleted and never inserted twice: (holder, subject, kind) is unique, so
-registering again after it ended reuses the row (``_renew``), and the history of who had access
+registering again after it ended reuses the row (``put_in_force``), and the history of who had access
 stays in the audit log.
 """
 
@@ -54,11 +54,6 @@ def protected_message() -> str:
     )
 
 
-def is_in_force(relation: Relation, today: date) -> bool:
-    """Not revoked and not past its last day (the same rule as ``policy.in_force``)."""
-    return relation.revoked_at is None and (relation.valid_until is None or relation.valid_until >= today)
-
-
 # -- Reading -----------------------------------------------------------------------------------
 
 
@@ -80,8 +75,8 @@ def relations_of(patient: Person, today: date) -> Relations:
         .order_by(Relation.created_at.desc(), Relation.id.desc())
     ).all()
     return Relations(
-        in_force=[r for r in rows if is_in_force(r, today)],
-        ended=[r for r in rows if not is_in_force(r, today)],
+        in_force=[r for r in rows if r.in_force_on(today)],
+        ended=[r for r in rows if not r.in_force_on(today)],
     )
 
 
@@ -109,7 +104,7 @@ def may_object(patient: Person, today: date) -> bool:
 # -- Shared by the staff console and the population register feed --------------------------------
 
 
-def _existing(holder_id: int, subject_id: int, kind: RelationKind) -> Relation | None:
+def existing_relation(holder_id: int, subject_id: int, kind: RelationKind) -> Relation | None:
     return db.session.scalar(
         select(Relation).where(
             Relation.holder_id == holder_id, Relation.subject_id == subject_id, Relation.kind == kind
@@ -117,7 +112,7 @@ def _existing(holder_id: int, subject_id: int, kind: RelationKind) -> Relation |
     )
 
 
-def _renew(
+def put_in_force(
     relation: Relation | None,
     holder_id: int,
     subject_id: int,
@@ -150,11 +145,11 @@ def _renew(
 def _renew_by_staff(
     existing: Relation | None, holder: Person, patient: Person, kind: RelationKind, **terms: Any
 ) -> Relation:
-    """``_renew`` for a clinician's form: a second submit racing the first (a double click, two
+    """``put_in_force`` for a clinician's form: a second submit racing the first (a double click, two
     clinicians at once) meets the unique constraint; it is told so, and the caller rolls back."""
     name, holder_id, patient_id = holder.display_name, holder.id, patient.id  # read before a failed flush
     try:
-        return _renew(existing, holder_id, patient_id, kind, source=SOURCE_STAFF, **terms)
+        return put_in_force(existing, holder_id, patient_id, kind, source=SOURCE_STAFF, **terms)
     except IntegrityError:
         raise Refused(_("%(name)s ble nettopp registrert av noen andre. Last siden på nytt.", name=name)) from None
 
@@ -221,8 +216,8 @@ def register_parent(
                 age=PARENT_MIN_AGE,
             )
         )
-    existing = _existing(holder.id, patient.id, RelationKind.PARENT)
-    if existing is not None and is_in_force(existing, today):
+    existing = existing_relation(holder.id, patient.id, RelationKind.PARENT)
+    if existing is not None and existing.in_force_on(today):
         raise Refused(_("%(name)s er allerede registrert som forelder.", name=holder.display_name))
     relation = _renew_by_staff(existing, holder, patient, RelationKind.PARENT, now=now, by_id=by.id)
     _audit("register_parent", by, patient.id, relation.id, organisation_id)
@@ -281,8 +276,8 @@ def register_guardian(
                 age=GUARDIAN_MIN_AGE,
             )
         )
-    existing = _existing(holder.id, patient.id, RelationKind.GUARDIAN)
-    if existing is not None and is_in_force(existing, today):
+    existing = existing_relation(holder.id, patient.id, RelationKind.GUARDIAN)
+    if existing is not None and existing.in_force_on(today):
         raise Refused(
             _(
                 "%(name)s er allerede registrert som verge. Avslutt vergemålet først hvis det skal endres.",
@@ -318,7 +313,7 @@ def end_relation(
     if relation.kind is RelationKind.PROXY:
         raise Refused(_("En fullmakt avsluttes av pasienten selv eller av fullmektigen, ikke her."))
     already = _("Denne relasjonen er allerede avsluttet. Ingenting ble endret.")
-    if not is_in_force(relation, clock.today_in_norway()):
+    if not relation.in_force_on(clock.today_in_norway()):
         raise Refused(already)
     # Conditional, so a second click racing the first ends nothing twice.
     ended = db.session.execute(
@@ -382,8 +377,8 @@ def parent_from_register(
     last day follows the register when the register gave it). Returns the relation changed, or
     None when nothing changed."""
     today = clock.today_in_norway()
-    existing = _existing(holder_id, subject_id, RelationKind.PARENT)
-    if existing is not None and is_in_force(existing, today):
+    existing = existing_relation(holder_id, subject_id, RelationKind.PARENT)
+    if existing is not None and existing.in_force_on(today):
         if existing.source == SOURCE_REGISTER and existing.valid_until != valid_until:
             existing.valid_until = valid_until
             return existing
@@ -392,7 +387,7 @@ def parent_from_register(
         # A clinician ended it (a court order, a protection case the register does not show):
         # the daily feed does not put it back; staff may register it again.
         return None
-    relation = _renew(
+    relation = put_in_force(
         existing,
         holder_id,
         subject_id,
@@ -410,8 +405,8 @@ def end_parent_from_register(holder_id: int, subject_id: int, *, now: datetime) 
     """The register says the parental responsibility has ended: end the relation in force,
     whoever registered it (the register is the authority on foreldreansvar). None if there was
     none in force."""
-    existing = _existing(holder_id, subject_id, RelationKind.PARENT)
-    if existing is None or not is_in_force(existing, clock.today_in_norway()):
+    existing = existing_relation(holder_id, subject_id, RelationKind.PARENT)
+    if existing is None or not existing.in_force_on(clock.today_in_norway()):
         return None
     existing.revoked_at = now
     existing.revoked_by_id = None
