@@ -7,17 +7,17 @@ profile switcher: one only ever gives access to one's own record.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Response, abort, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from limits import parse
-from limits.strategies import FixedWindowRateLimiter
 
 from app import clock
 from app.access import policy, proxies
 from app.access.forms import LEVEL_HINTS, LEVEL_LABELS, AcceptCodeForm, CodeProxyForm, GiveProxyForm
 from app.access.services import audit
 from app.auth.models import Role
+from app.auth.throttle import windows
 from app.db import db
 from app.people.models import Person, ProxyLevel, Relation
 from app.refusal import Refused
@@ -77,7 +77,7 @@ def give() -> Response:
     if not form.validate():
         return htmx.render("access/proxies.html", status=400, **_context(give=form))
     # Every try counts (found or not), so national ids cannot be tried one after another.
-    if not _code_limiter().hit(parse(INVITES), "varde-proxy-invite", str(current_user.id)):
+    if not windows().hit(parse(INVITES), "varde-proxy-invite", str(current_user.id)):
         tried = _("Du har prøvd mange fødselsnumre i dag. Prøv igjen i morgen, eller lag en engangskode.")
         return _refused(Refused(tried), 429, give=form, attempt="proxy_grant_refused")
     try:
@@ -140,14 +140,6 @@ def activity(relation_id: int) -> Response:
     )
 
 
-def _code_limiter() -> FixedWindowRateLimiter:
-    limiter = current_app.extensions.get("varde.proxy_code_limiter")
-    if limiter is None:
-        storage = current_app.extensions["varde.login_throttle"].storage
-        limiter = current_app.extensions["varde.proxy_code_limiter"] = FixedWindowRateLimiter(storage)
-    return limiter
-
-
 @bp.route("/bruk-kode", methods=["GET", "POST"])
 def accept() -> Response:
     form = AcceptCodeForm()
@@ -156,14 +148,14 @@ def accept() -> Response:
     if not form.validate():
         return htmx.render("access/accept.html", active_tab="menu", form=form, status=400)
     item = parse(CODE_ATTEMPTS)
-    if not _code_limiter().test(item, "varde-proxy-code", str(current_user.id)):
+    if not windows().test(item, "varde-proxy-code", str(current_user.id)):
         form.code.errors.append(_("Du har prøvd mange koder på kort tid. Vent en time og prøv igjen."))
         return htmx.render("access/accept.html", active_tab="menu", form=form, status=429)
     try:
         relation = proxies.accept_code(current_user, _me(), form.code.data)
     except Refused as refused:
         db.session.rollback()
-        _code_limiter().hit(item, "varde-proxy-code", str(current_user.id))  # only wrong codes count
+        windows().hit(item, "varde-proxy-code", str(current_user.id))  # only wrong codes count
         form.code.errors.append(refused.message)
         return htmx.render("access/accept.html", active_tab="menu", form=form, status=409)
     db.session.commit()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app
 from limits import RateLimitItem, parse
 from limits.storage import Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class LoginThrottle:
         self.per_pair = parse(app.config["LOGIN_LIMIT_PER_ACCOUNT_AND_ADDRESS"])
         self.per_account = parse(app.config["LOGIN_LIMIT_PER_ACCOUNT"])
         self.per_address = parse(app.config["LOGIN_LIMIT_PER_ADDRESS"])
+        # For the other counts on the same storage (messages sent, proxy codes tried).
+        self.windows = FixedWindowRateLimiter(self.storage)
 
     def attempt(self, account: str, address: str) -> Attempt:
         """Count an attempt. ``allowed`` is False when any window is used up: refuse it then."""
@@ -63,3 +66,9 @@ def init_app(app: Flask) -> None:
 
 def throttle() -> LoginThrottle:
     return current_app.extensions["varde.login_throttle"]
+
+
+def windows() -> FixedWindowRateLimiter:
+    """Fixed-window counts beyond login (messages sent, proxy codes and national ids tried), on the
+    login limits' storage: in this process, or shared on Redis."""
+    return throttle().windows

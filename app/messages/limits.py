@@ -7,8 +7,8 @@ from __future__ import annotations
 from flask import current_app
 from flask_babel import gettext as _
 from limits import parse
-from limits.strategies import FixedWindowRateLimiter
 
+from app.auth.throttle import windows
 from app.refusal import Refused
 
 
@@ -16,20 +16,12 @@ class LimitReached(Refused):
     """The account has sent its share for now."""
 
 
-def _limiter() -> FixedWindowRateLimiter:
-    limiter = current_app.extensions.get("varde.message_limiter")
-    if limiter is None:
-        storage = current_app.extensions["varde.login_throttle"].storage
-        limiter = current_app.extensions["varde.message_limiter"] = FixedWindowRateLimiter(storage)
-    return limiter
-
-
 def take(account_id: int) -> None:
     """Count one message; LimitReached when the account has sent its share (an attempt over the
     share counts too, until the window ends). Counts live in the `limits` storage: per process
     in memory, or shared on Redis (as the login limits)."""
     item = parse(current_app.config["MESSAGE_LIMIT_PER_ACCOUNT"])
-    if not _limiter().hit(item, "varde-messages", str(account_id)):
+    if not windows().hit(item, "varde-messages", str(account_id)):
         raise LimitReached(
             _("Du har sendt mange meldinger på kort tid. Vent litt før du sender flere, eller ring behandlingsstedet.")
         )
@@ -38,4 +30,4 @@ def take(account_id: int) -> None:
 def give_back(account_id: int) -> None:
     """A message that was counted but not sent does not use up the share."""
     item = parse(current_app.config["MESSAGE_LIMIT_PER_ACCOUNT"])
-    _limiter().storage.incr(item.key_for("varde-messages", str(account_id)), item.get_expiry(), -1)
+    windows().storage.incr(item.key_for("varde-messages", str(account_id)), item.get_expiry(), -1)
