@@ -19,7 +19,6 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlsplit
 
 import pytest
 from babel.dates import format_date
@@ -33,9 +32,8 @@ from app.db import db
 from app.people.models import OrganisationKind, ProxyLevel, Relation, RelationKind
 from app.record.models import CopyRequest, CopyRequestState, RecordItem
 from tests import factories
-from tests.browser.conftest import PHONE
-from tests.browser.test_record import new_context, overflowing, sign_in, watch_csp
-from tests.browser.test_relatives import log_in_by_form
+from tests.browser.test_record import new_context, sign_in, watch_csp
+from tests.browser.test_relatives import checked, fits, heading, log_in_by_form, path_of, tall_shot
 from tests.conftest import csrf_from
 
 pytestmark = pytest.mark.browser
@@ -60,37 +58,12 @@ def long_date(day: date) -> str:
     return format_date(day, "long", locale="nb")
 
 
-def path_of(page) -> str:  # type: ignore[no-untyped-def]
-    return urlsplit(page.url).path
-
-
-def heading(page) -> str:  # type: ignore[no-untyped-def]
-    return page.get_by_role("heading", level=1).inner_text()
-
-
-def fits(page) -> None:  # type: ignore[no-untyped-def]
-    """Nothing wider than the phone: no sideways scrolling."""
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= PHONE["width"], (path_of(page), width, overflowing(page))
-
-
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    """The whole page on a phone as tall as the page (a full_page screenshot would draw the fixed tab
-    bar where the screen ends, over the middle of the page)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    tall = max(size["height"], page.evaluate("document.body.scrollHeight"))
-    page.set_viewport_size({"width": size["width"], "height": tall})
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
-    page.set_viewport_size(size)
+    tall_shot(page, SHOTS, name)
 
 
 def passes(page, axe, name: str) -> None:  # type: ignore[no-untyped-def]
-    """axe finds nothing and the page does not scroll sideways on the 390-pixel phone. A picture
-    goes to SHOTS."""
-    assert axe(page) == [], name
-    fits(page)
-    shot(page, name)
+    checked(page, axe, SHOTS, name)
 
 
 def summary(page):  # type: ignore[no-untyped-def]
