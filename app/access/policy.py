@@ -608,7 +608,13 @@ def switchable_people(viewer: User) -> list[Person]:
         return []
     g_cache = g.setdefault("_varde_switchable", {}) if has_request_context() else {}
     if viewer.id not in g_cache:
-        g_cache[viewer.id] = [viewer.person] + [p for p, _grant in grants_held(viewer.person)]
+        today = clock.today_in_norway()
+        held = grants_held(viewer.person, today)
+        if has_request_context():  # grant_for asks no more this request (switching, the banner)
+            grants = g.setdefault("_varde_grants", {})
+            for person, grant in held:
+                grants.setdefault((viewer.person.id, person.id, today), grant)
+        g_cache[viewer.id] = [viewer.person] + [p for p, _grant in held]
     return g_cache[viewer.id]
 
 
@@ -664,8 +670,9 @@ def _refuse_a_form_made_for_another(person: Person) -> None:
     """A form sent for one record while the user now looks at another (switched in another tab,
     or the access ended since the form was shown) is refused, 409, before anything is done — it
     must never land in the record the user happens to see now."""
-    if not has_request_context() or request.method in ("GET", "HEAD", "OPTIONS"):
+    if not has_request_context() or request.method in ("GET", "HEAD", "OPTIONS") or g.get("_varde_form_checked"):
         return
+    g._varde_form_checked = True
     sent_for = request.form.get(FORM_PATIENT_FIELD)
     if sent_for is not None and sent_for != str(person.id):
         abort(409)
