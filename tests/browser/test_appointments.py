@@ -248,7 +248,7 @@ def test_the_keyboard_alone_books_a_time(page, live_server, kari, hearing, free_
         page.keyboard.press("Enter")
     expect(page.locator("main a[href*='/timer/bestill/tid/']")).to_have_count(TIMES)  # no eval under the CSP
     twenty_first = free_times[20]
-    page.wait_for_function("document.activeElement && document.activeElement.tagName === 'A'")
+    expect(page.locator("main a:focus")).to_have_count(1)
     assert page.evaluate("document.activeElement.getAttribute('href')") == f"/timer/bestill/tid/{twenty_first.id}"
 
     page.keyboard.press("Enter")

@@ -80,7 +80,7 @@ def summary_says(page, message: str, field_id: str) -> None:  # type: ignore[no-
     expect(link).to_have_attribute("href", f"#{field_id}")
     assert page.locator(f"#{field_id}").count() == 1, f"the summary's link #{field_id} leads nowhere"
     # It takes focus once the page's script has run (the page may still be arriving: wait for it).
-    page.wait_for_function("document.activeElement && document.activeElement.classList.contains('error-summary')")
+    expect(page.locator(".error-summary:focus")).to_have_count(1)
     assert page.title().startswith("Feil: ")
 
 
@@ -662,7 +662,7 @@ def test_the_examples_of_what_to_write_stay_on_the_page(page, live_server, kari_
     ask_form(page).get_by_role("radio", name="Deler av journalen").check()
     hint = page.locator("#part-hint")
     expect(hint).to_be_visible()
-    page.wait_for_function("document.getElementById('part_text').hasAttribute('data-count-ready')")
+    expect(page.locator("#part_text[data-count-ready]")).to_have_count(1)
     expect(hint).to_contain_text("«notatene fra fødselen»", timeout=1_000)
     expect(page.locator("#part-count")).to_contain_text("0 av 1000 tegn")
 

@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 from flask import current_app
+from playwright.sync_api import expect
 from sqlalchemy import delete, select
 
 from app.auth.models import ServerSession
@@ -446,9 +447,7 @@ def test_the_settings_page_asks_only_after_a_tap_and_gives_up_with_a_message(
         # The tap asks; headless Chromium answers "denied" at once (a person might dismiss it): a message
         # that says what to do, and the button again.
         button.click()
-        page.wait_for_function(
-            "(el) => el.textContent !== el.closest('#push-device').dataset.msgWaiting", arg=status.element_handle()
-        )
+        expect(status).not_to_have_text(page.locator("#push-device").get_attribute("data-msg-waiting") or "")
         assert page.evaluate("window.__asked") == {"permission": 1, "subscribe": 0}
         assert status.inner_text() in {
             "Du svarte ikke på spørsmålet fra nettleseren. Varsler er ikke slått på.",

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from app.db import db
@@ -172,7 +173,7 @@ def test_kari_finds_filters_and_reads_her_results(page, live_server, kari, recor
     with page.expect_response(re.compile(r"/journal/prover\?.*org=")):
         page.get_by_label("Fra", exact=True).select_option(label="Lade legesenter")
     page.wait_for_url(re.compile(rf"org={record.gp.id}"))
-    page.wait_for_function("!document.querySelector('#results').textContent.includes('St. Olavs hospital')")
+    expect(page.locator("#results")).not_to_contain_text("St. Olavs hospital")
     assert "Lade legesenter" in page.locator("#results").inner_text()
     metas = page.locator("#results .report-group > .item-row__meta, #results > ul > .item-row .item-row__meta")
     assert metas.count() >= 1
@@ -186,7 +187,7 @@ def test_kari_finds_filters_and_reads_her_results(page, live_server, kari, recor
     with page.expect_response(re.compile(r"kind=vital-signs")):
         page.get_by_label("Type").select_option(label="Vitale målinger")
     page.wait_for_url(re.compile(r"kind=vital-signs"))
-    page.wait_for_function("document.querySelectorAll('#results .report-group').length === 0")
+    expect(page.locator("#results .report-group")).to_have_count(0)
     assert titles(page, "#results") == ["Blodtrykk"] * min(len(vitals), PAGE_SIZE)
     page.get_by_label("Type").select_option(label="Alle typer")
     page.wait_for_url(re.compile(r"kind=(&|$)"))
@@ -196,7 +197,7 @@ def test_kari_finds_filters_and_reads_her_results(page, live_server, kari, recor
     assert len(kalium) >= 2, "the generated record should have several potassium values"
     page.get_by_label("Søk etter prøve").fill("Kalium")
     page.wait_for_url(re.compile(r"q=Kalium"))
-    page.wait_for_function("document.querySelectorAll('#results .report-group').length === 0")
+    expect(page.locator("#results .report-group")).to_have_count(0)
     assert page.locator("#results .item-row").count() == len(kalium)
     assert set(titles(page, "#results")) == {"Kalium"}
     shot(page, "results-search")

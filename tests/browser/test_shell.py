@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import CHROMIUM, FLAGS, PHONE
 from tests.factories import PASSWORD, totp_now
@@ -337,7 +338,7 @@ def test_after_logging_out_a_device_focus_lands_on_the_message(page, live_server
     page.get_by_role("button", name="Logg ut Ukjent nettleser").focus()
     page.keyboard.press("Enter")
     page.get_by_text("Enheten er logget ut.").wait_for()
-    page.wait_for_function("document.activeElement.classList.contains('device--ended')")
+    expect(page.locator(".device--ended:focus")).to_have_count(1)
     assert page.evaluate("document.activeElement.textContent.trim()") == "Enheten er logget ut."
 
 
