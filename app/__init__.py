@@ -43,7 +43,9 @@ def create_app(config: type[Config] | dict | None = None) -> Flask:
     login_manager.session_protection = None  # sessions are server-side and rotated at login
     login_manager.login_view = "auth.login"
 
-    from app.web import errors, gate, security, templating, uploads
+    from app.web import errors, gate, numbers, security, templating, uploads
+
+    numbers.init_app(app)  # before the blueprints: their rules take the converter when they are made
 
     # The login gate before CSRF: a form sent after the session ran out goes to login (and back),
     # rather than to "the form has expired".

@@ -22,6 +22,7 @@ from app.appointments.services import Refused
 from app.db import db
 from app.people.models import Person
 from app.web import htmx
+from app.web.numbers import db_int
 from app.web.security import as_file
 
 bp = Blueprint("appointments", __name__, url_prefix="/timer")
@@ -124,7 +125,7 @@ def move(appointment_id: int) -> Response:
 
     if request.method == "POST":
         try:
-            moved = services.reschedule(current_user, appointment, request.form.get("slot", type=int), now)
+            moved = services.reschedule(current_user, appointment, request.form.get("slot", type=db_int), now)
         except Refused as refused:
             return refused_page("appointments/move.html", refused, context)
         db.session.commit()
@@ -232,7 +233,7 @@ def choose_time(visit_type_id: int) -> Response:
         abort(404)
     now = clock.utcnow()
     after = None
-    if (after_id := request.args.get("etter", type=int)) is not None:
+    if (after_id := request.args.get("etter", type=db_int)) is not None:
         last = db.session.get(Slot, after_id)
         if last is not None and last.visit_type_id == visit_type.id:
             after = (last.start, last.id)
@@ -263,12 +264,12 @@ def confirm(slot_id: int) -> Response:
     decision = policy.check_appointment(current_user, patient, action="book")
     now = clock.utcnow()
     slot = db.session.get(Slot, slot_id)
-    posted = db.session.get(Slot, request.form.get("slot", type=int) or 0) if request.method == "POST" else slot
+    posted = db.session.get(Slot, request.form.get("slot", type=db_int) or 0) if request.method == "POST" else slot
     if posted is not None and not policy.unit_in_scope(decision, posted.schedule.care_unit):
         abort(404)  # a unit the relative may not book with (a hospital, for a parent of a teenager)
     if request.method == "POST":
         try:
-            appointment = services.book(current_user, patient, request.form.get("slot", type=int), now)
+            appointment = services.book(current_user, patient, request.form.get("slot", type=db_int), now)
         except Refused as refused:
             return refused_page(
                 "appointments/confirm.html",

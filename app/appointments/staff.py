@@ -39,6 +39,7 @@ from app.people.models import CareUnit
 from app.staff.services import chosen_unit, my_units
 from app.web import htmx
 from app.web.gate import only_for
+from app.web.numbers import db_int
 
 bp = Blueprint("appointments_staff", __name__, url_prefix="/ansatt/timer")
 
@@ -73,11 +74,16 @@ def _unit(units: list[CareUnit]) -> CareUnit:
     return chosen_unit(units)
 
 
+# Days the list can show: the day before and after must exist too (date.max has no next day).
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def _day() -> date:
     try:
-        return date.fromisoformat(request.args.get("dato", ""))
+        day = date.fromisoformat(request.args.get("dato", ""))
     except ValueError:
         return clock.today_in_norway()
+    return day if FIRST_DAY <= day <= LAST_DAY else clock.today_in_norway()
 
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -270,7 +276,7 @@ def slots(schedule_id: int) -> Response:
         schedule=schedule,
         form=form,
         slots=coming,
-        made=request.args.get("antall", type=int),
+        made=request.args.get("antall", type=db_int),
         notice=request.args.get("ok"),
         active_tab="appointments",
     )
@@ -287,7 +293,7 @@ def waitlist() -> Response:
     unit = _unit(units)
     if request.method == "POST":
         form = PriorityForm()
-        entry = db.session.get(WaitlistEntry, request.form.get("entry", type=int) or 0)
+        entry = db.session.get(WaitlistEntry, request.form.get("entry", type=db_int) or 0)
         if entry is None or entry.care_unit_id != unit.id or not entry.active:
             abort(404)
         policy.check_appointment(current_user, entry.person, entry.appointment, action="prioritise")

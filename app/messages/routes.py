@@ -25,6 +25,7 @@ from app.messages.models import Attachment, Conversation
 from app.people.models import Person
 from app.refusal import Refused
 from app.web import htmx
+from app.web.numbers import db_int
 from app.web.security import as_file
 from app.web.uploads import takes_files
 
@@ -125,8 +126,8 @@ def new(unit_id: int) -> Response:
             form.subject.data = saved.subject
             form.body.data = saved.body
             form.refers_to.data = str(saved.refers_to_id or "")
-        if request.args.get("om", type=int):
-            form.refers_to.data = str(request.args.get("om", type=int))
+        if request.args.get("om", type=db_int):
+            form.refers_to.data = str(request.args.get("om", type=db_int))
         return htmx.render("messages/new.html", **_new_form_context(patient, choice, form))
     if "utkast" in request.form:  # "Lagre utkast" without JavaScript
         _save_new_draft(patient, unit_id)
@@ -211,7 +212,7 @@ def save_draft(scope: int) -> Response:
     if scope:
         services.save_draft(current_user, patient, scope, body=body)
     else:
-        _save_new_draft(patient, request.form.get("unit", type=int) or 0)
+        _save_new_draft(patient, request.form.get("unit", type=db_int) or 0)
     db.session.commit()
     return htmx.render("messages/_draft_saved.html", "messages/_draft_saved.html", saved_at=clock.utcnow())
 
@@ -301,7 +302,7 @@ def poll(conversation_id: int) -> Response:
         revision = policy.conversation_revision(current_user, patient, conversation_id)
     except NotFound:
         return Response(status=STOP_POLLING)  # no longer theirs to see (audited): stop asking
-    if revision == request.args.get("rev", type=int):
+    if revision == request.args.get("rev", type=db_int):
         return Response(status=204)
     conversation, decision = policy.load_conversation(current_user, patient, conversation_id, "read")
     if decision.may(policy.WRITE_MESSAGES):

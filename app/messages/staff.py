@@ -28,6 +28,7 @@ from app.refusal import Refused
 from app.staff.services import chosen_unit, my_units
 from app.web import htmx
 from app.web.gate import only_for
+from app.web.numbers import db_int
 from app.web.uploads import takes_files
 
 bp = Blueprint("messages_staff", __name__, url_prefix="/ansatt/meldinger")
@@ -102,7 +103,7 @@ def _context(conversation: Conversation, form: StaffReplyForm | None = None, err
     if not form.body.data:
         saved = services.draft(current_user, conversation.person, conversation.id)
         form.body.data = saved.body if saved is not None else ""
-        template_id = request.args.get("mal", type=int)
+        template_id = request.args.get("mal", type=db_int)
         template = db.session.get(MessageTemplate, template_id) if template_id else None
         if template is not None and template.care_unit_id == conversation.care_unit_id:
             # A template adds to what was already written (kept as a draft as one types).
@@ -201,7 +202,7 @@ def assign(conversation_id: int) -> Response:
 def close(conversation_id: int) -> Response:
     conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "close")
     try:
-        services.close(conversation, current_user, seen=request.form.get("seen", type=int))
+        services.close(conversation, current_user, seen=request.form.get("seen", type=db_int))
     except Refused as refused:
         db.session.rollback()
         conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
@@ -220,7 +221,7 @@ def poll(conversation_id: int) -> Response:
         revision = policy.conversation_revision(current_user, None, conversation_id)
     except NotFound:
         return Response(status=STOP_POLLING)
-    if revision == request.args.get("rev", type=int):
+    if revision == request.args.get("rev", type=db_int):
         return Response(status=204)
     conversation, _decision = policy.load_conversation(current_user, None, conversation_id, "read")
     services.seen_by_team(conversation)

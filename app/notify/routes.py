@@ -14,6 +14,7 @@ from app.db import db
 from app.notify import services
 from app.notify.forms import PreferencesForm
 from app.web import htmx
+from app.web.numbers import db_int
 
 bp = Blueprint("notify", __name__, url_prefix="/varsler")
 
@@ -26,7 +27,7 @@ def _list_context(before: int | None = None) -> dict:
 @bp.route("")
 def centre() -> Response:
     """Everything the account was notified of, newest first: the same list with or without push."""
-    before = request.args.get("før", type=int)
+    before = request.args.get("før", type=db_int)
     if before is not None and htmx.wants_fragment():
         return htmx.render("notify/centre.html", "notify/_list.html", **_list_context(before))
     return htmx.render("notify/centre.html", **_list_context(before))

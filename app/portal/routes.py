@@ -14,6 +14,7 @@ from app.auth import sessions
 from app.auth.models import Role
 from app.db import db
 from app.web import htmx
+from app.web.numbers import db_int
 
 bp = Blueprint("portal", __name__)
 SESSION_ID = re.compile(r"[0-9a-f]{64}")
@@ -47,7 +48,7 @@ def switch_profile() -> Response:
     """The profile switcher: whose record the patient pages show (yours, or a child's)."""
     from app.access import policy
 
-    person = policy.switch_to(current_user, request.form.get("person", type=int) or 0)
+    person = policy.switch_to(current_user, request.form.get("person", type=db_int) or 0)
     if person is None:
         abort(404)
     db.session.commit()

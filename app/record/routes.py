@@ -22,6 +22,7 @@ from app.record import present, services
 from app.record.models import ItemKind
 from app.record.release import item_url as release_item_url
 from app.web import htmx
+from app.web.numbers import db_int
 from app.web.security import as_file
 
 bp = Blueprint("record", __name__, url_prefix="/journal")
@@ -51,7 +52,7 @@ def index() -> Response:
 def results() -> Response:
     viewer, patient = _viewer()
     decision = policy.check(viewer, patient, category="results")
-    org_id = request.args.get("org", type=int)
+    org_id = request.args.get("org", type=db_int)
     category = request.args.get("kind") or None
     if category not in CATEGORY_LABELS:
         category = None
@@ -249,7 +250,7 @@ def who_has_seen() -> Response:
     """Every read of the record by someone other than the patient: staff and (later) proxies."""
     viewer, patient = _viewer()
     policy.check(viewer, patient, category="access_log")
-    before = request.args.get("for", type=int)
+    before = request.args.get("for", type=db_int)
     q = (
         select(AuditEvent, User, Organisation)
         .join(User, User.id == AuditEvent.actor_user_id)

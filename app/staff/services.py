@@ -17,6 +17,7 @@ from app.people.models import CareUnit, Person
 from app.people.nin import InvalidNin, parse_nin
 from app.record.models import ItemKind, RecordContent, RecordItem, ReleasePolicy, ReleaseState
 from app.record.release import emit_released
+from app.web.numbers import db_int
 
 VISIT_SUMMARY_CODE = ("http://loinc.org", "34133-9")
 
@@ -137,7 +138,7 @@ def my_units(user: User) -> list[CareUnit]:
 
 def chosen_unit(units: list[CareUnit]) -> CareUnit:
     """The unit the request names (``enhet``), or the first; 404 for one that is not the user's."""
-    chosen = request.values.get("enhet", type=int)
+    chosen = request.values.get("enhet", type=db_int)
     for unit in units:
         if chosen is None or unit.id == chosen:
             return unit
