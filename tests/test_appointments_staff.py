@@ -149,6 +149,9 @@ def test_a_schedule_and_its_slots(client, login_as, clerk, hearing):
     assert tuesday.status_code == 409 and "utenfor åpningstiden" in tuesday.get_data(as_text=True)
     wrong_mode = make(mode="phone")
     assert wrong_mode.status_code == 409 and "kan ikke være telefon" in wrong_mode.get_data(as_text=True)
+    for first, last in (("9999-12-31", "9999-12-31"), (monday.isoformat(), (today + timedelta(days=800)).isoformat())):
+        too_far = make(first=first, last=last)
+        assert too_far.status_code == 409 and "høyst to år fram i tid" in too_far.get_data(as_text=True)
     bad_form = make(minutes="0", start="25:00")
     assert bad_form.status_code == 400 and "Skriv inn et klokkeslett" in bad_form.get_data(as_text=True)
     made = make()

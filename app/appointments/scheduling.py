@@ -18,6 +18,9 @@ from app.db import db
 from app.people.models import CareUnit
 
 MAX_SLOTS_AT_ONCE = 2000
+# How far ahead times can be made: a clinic plans a year or two ahead, and a typo of a year
+# (9999) must be told, not tried (the calendar ends there).
+MAX_DAYS_AHEAD = 2 * 366
 MAX_DAYS_AT_ONCE = 92
 
 
@@ -68,6 +71,8 @@ def make_slots(schedule: Schedule, pattern: Pattern, now: datetime) -> list[Slot
         raise Refused(_("Denne timetypen kan ikke være %(mode)s.", mode=mode_label(pattern.mode)))
     if pattern.last < pattern.first:
         raise Refused(_("Siste dag kan ikke være før første dag."))
+    if pattern.last > now.astimezone(clock.NORWAY).date() + timedelta(days=MAX_DAYS_AHEAD):
+        raise Refused(_("Tider kan lages høyst to år fram i tid. Sjekk årstallet."))
     if (pattern.last - pattern.first).days >= MAX_DAYS_AT_ONCE:
         raise Refused(_("Lag tider for høyst %(days)d dager om gangen.", days=MAX_DAYS_AT_ONCE))
     if pattern.end <= pattern.start:
