@@ -255,6 +255,12 @@ def test_the_patient_sees_what_the_proxy_did(app, client, login_as, kari, solvei
     other.get("/journal/prover")
     page = client.get(f"/fullmakter/{relation_id}/aktivitet").get_data(as_text=True)
     assert "så prøvesvarene" in page and "åpnet journalen din" in page
+    # Opening the forms for booking and writing is told as that, never as a booking or a message.
+    assert other.get("/timer/bestill").status_code == 200
+    assert other.get("/meldinger/ny").status_code == 200
+    page = client.get(f"/fullmakter/{relation_id}/aktivitet").get_data(as_text=True)
+    assert "åpnet timebestillingen" in page and "åpnet skjemaet for ny melding" in page
+    assert "bestilte" not in page and "skrev" not in page
     seen = client.get("/journal/hvem-har-sett").get_data(as_text=True)
     assert "Fullmektig" in seen and f"/fullmakter/{relation_id}/aktivitet" in seen
 

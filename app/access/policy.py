@@ -501,6 +501,19 @@ def _decide(viewer: User, patient: Person, item: RecordItem | None, right: str |
     return None
 
 
+# Checks for a change (booking, writing …) also guard the pages that only show its form.
+_CHANGING_VERBS = frozenset({"book", "cancel", "change", "accept", "decline", "waitlist", "write", "reply", "send"})
+
+
+def _as_audited(action: str) -> str:
+    """The action as the audit log records it. A change's form that was only looked at (GET) is
+    ``open-<action>``: the log, and what a patient reads of a relative's activity, must never say
+    something was booked or written that was only opened."""
+    if action.split("_", 1)[0] in _CHANGING_VERBS and has_request_context() and request.method in ("GET", "HEAD"):
+        return f"open-{action}"
+    return action
+
+
 def _concluded(
     decision: Decision | None,
     viewer: User,
@@ -514,7 +527,7 @@ def _concluded(
     for which organisation), then the decision — or, refused, 404 with the denial committed (the
     error page rolls back the request's work)."""
     audit(
-        action,
+        _as_audited(action),
         actor_user_id=viewer.id,
         subject_person_id=patient.id,
         object_type=object_type,

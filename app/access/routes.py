@@ -209,10 +209,26 @@ WHOLE = {
 }
 
 
+# A change's form that was only looked at (the policy audits it as "open-<action>").
+OPENED = {
+    "book": lambda: _("åpnet timebestillingen"),
+    "cancel": lambda: _("åpnet avbestilling av en time"),
+    "change": lambda: _("åpnet flytting av en time"),
+    "accept": lambda: _("så et tilbud om tidligere time"),
+    "decline": lambda: _("så et tilbud om tidligere time"),
+    "waitlist": lambda: _("så ønsket om tidligere time"),
+    "write": lambda: _("åpnet skjemaet for ny melding"),
+    "reply": lambda: _("så en samtale"),
+}
+
+
 @bp.app_template_global()
 def activity_words(event) -> str:  # type: ignore[no-untyped-def]
     if (whole := WHOLE.get(event.action)) is not None:
         return whole()
+    if event.action.startswith("open-"):
+        opened = OPENED.get(event.action[5:].split("_", 1)[0])
+        return opened() if opened else _("var inne i journalen din")
     verb = VERBS.get(event.action.split("_", 1)[0])
     what = OBJECTS.get(event.object_type or "")
     if verb is None or what is None:
