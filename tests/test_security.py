@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.access.models import AuditEvent
 from app.auth.models import User
 from app.db import db
-from tests.conftest import csrf_from, make_test_app
+from tests.conftest import CSRF_RE, csrf_from, make_test_app
 
 
 def assert_security_headers(response, *, cacheable: bool = False):
@@ -59,7 +59,7 @@ def test_fragments_carry_them_too(client, app, kari, per, login_as):
     assert_security_headers(response)
 
 
-@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/finnes-ikke", 404), ("GET", "/logg-ut", 405)])
+@pytest.mark.parametrize(("method", "path", "status"), [("GET", "/finnes-ikke", 404), ("GET", "/sprak", 405)])
 def test_error_pages_carry_them_too(client, method, path, status):
     response = client.open(path, method=method)
     assert response.status_code == status
@@ -111,10 +111,25 @@ def test_a_form_without_csrf_token_is_refused_and_changes_nothing(client, kari, 
     assert db.session.get(User, kari.id).locale is None
 
 
-def test_logout_without_csrf_token_does_not_log_out(client, kari, login_as):
+def test_logout_without_csrf_token_does_not_log_out_but_asks_again(client, kari, login_as):
     login_as(kari)
-    assert client.post("/logg-ut").status_code == 400
-    assert client.get("/").status_code == 200
+    response = client.post("/logg-ut", data={"csrf_token": "from-an-older-login"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "Du er ikke logget ut ennå" in page and "Skjemaet er utløpt" not in page
+    assert client.get("/").status_code == 200  # still logged in: nothing was done without a valid token
+    # The page's own form (a fresh token) logs out.
+    token = CSRF_RE.search(page).group(1)
+    assert client.post("/logg-ut", data={"csrf_token": token}).status_code == 303
+    assert client.get("/").status_code in (302, 303)
+
+
+def test_logout_asked_for_by_address_asks_first(client, kari, login_as):
+    assert client.get("/logg-ut").headers["Location"].endswith("/logget-ut")
+    login_as(kari)
+    page = client.get("/logg-ut")
+    assert page.status_code == 200 and "Du logges ut av Varde på denne enheten" in page.get_data(as_text=True)
+    assert client.get("/").status_code == 200  # a GET logs nobody out
 
 
 def test_a_forged_token_is_refused(client, kari, login_as):

@@ -258,8 +258,15 @@ def extend_session() -> Response:
     return Response(status=204)
 
 
-@bp.route("/logg-ut", methods=["POST"])
+@bp.route("/logg-ut", methods=["GET", "POST"])
 def logout() -> Response:
+    """POST logs out. GET asks first, with a fresh form: it is also where a logout sent from a page
+    older than the session (another tab logged in again since) lands, so that "Logg ut" never
+    leaves someone logged in believing they are not."""
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return htmx.redirect_to(url_for("auth.logged_out"))
+        return htmx.render("auth/logout.html")
     if current_user.is_authenticated:
         audit("logout", actor_user_id=current_user.id, subject_person_id=current_user.person_id, object_type="auth")
         db.session.commit()

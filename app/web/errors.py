@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, make_response, render_template
+from flask import Flask, Response, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -53,6 +53,9 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> Response:
         db.session.rollback()
+        if request.endpoint == "auth.logout":
+            # A logout from an old page: ask again with a fresh form rather than leave them logged in.
+            return htmx.render("auth/logout.html", status=400, stale=True)
         return _render(400, *CSRF_MESSAGE)
 
     @app.errorhandler(HTTPException)
