@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, func, select
@@ -310,3 +311,38 @@ def test_the_parents_access_ends_on_the_12th_birthday_mid_session(client, login_
     page = client.get("/").get_data(as_text=True)
     assert "Du ser nå journalen til Emma, 12 år" in page
     assert result.title not in page
+
+
+def test_the_gp_office_reaches_the_patients_on_its_list_and_those_who_wrote_to_it(
+    client, login_as, kari, per, gp, dr_aune
+):
+    """A GP office holds no items and no times for many of its patients: being on its list is the
+    care relation, and so is having written to one of its units (its staff answer the question)."""
+    from app.messages.models import Conversation, ConversationState, Topic
+
+    login_as(dr_aune)
+    assert client.get(f"/ansatt/pasient/{kari.person_id}").status_code == 200  # on the office's list
+    assert "Nordmann" in client.get("/ansatt?q=Kari").get_data(as_text=True)
+    assert client.get(f"/ansatt/pasient/{per.person_id}").status_code == 404  # not on it, never wrote
+    assert "Hansen" not in client.get("/ansatt?q=Per").get_data(as_text=True)
+    db.session.add(
+        Conversation(
+            person_id=per.person_id,
+            care_unit_id=gp.id,
+            organisation_id=gp.organisation_id,
+            topic=Topic.PRACTICAL,
+            subject="Adresse",
+            state=ConversationState.NEW,
+            started_by_id=per.id,
+        )
+    )
+    db.session.commit()
+    assert client.get(f"/ansatt/pasient/{per.person_id}").status_code == 200
+    # Leaving the list ends it (a relation with an end date in the past).
+    from app.people.models import UnitRelation
+
+    db.session.execute(
+        UnitRelation.__table__.update().values(valid_until=factories.clock.today_in_norway() - timedelta(days=1))
+    )
+    db.session.commit()
+    assert client.get(f"/ansatt/pasient/{kari.person_id}").status_code == 404

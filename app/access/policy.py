@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import NoReturn
 
 from flask import Flask, Response, abort, current_app, g, has_request_context, request, session
-from sqlalchemy import ColumnElement, and_, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import aliased
 
 from app import clock
@@ -43,6 +43,7 @@ from app.people.models import (
     ProxyLevel,
     Relation,
     RelationKind,
+    UnitRelation,
     age_on,
 )
 from app.record.models import CopyRequest, ItemKind, RecordItem, ReleaseState
@@ -96,23 +97,47 @@ def staff_organisation_ids(user: User) -> tuple[int, ...]:
     )
 
 
+def _care_relations(org_ids: tuple[int, ...], person_id: object) -> tuple[Select, ...]:
+    """Each way a patient can be in the care of one of ``org_ids``, as a query for that
+    organisation's id: it holds items about them, it gave them a time, they are on its list (their
+    GP office) or referred to or followed up by one of its units, or they wrote to one of its units.
+    ``person_id`` is a value or a column (then the queries correlate with the outer query)."""
+    today = clock.today_in_norway()
+    return (
+        select(RecordItem.organisation_id).where(
+            RecordItem.person_id == person_id, RecordItem.organisation_id.in_(org_ids)
+        ),
+        select(Appointment.organisation_id).where(
+            Appointment.person_id == person_id, Appointment.organisation_id.in_(org_ids)
+        ),
+        select(CareUnit.organisation_id)
+        .join(UnitRelation, UnitRelation.care_unit_id == CareUnit.id)
+        .where(
+            UnitRelation.person_id == person_id,
+            CareUnit.organisation_id.in_(org_ids),
+            or_(UnitRelation.valid_until.is_(None), UnitRelation.valid_until >= today),
+        ),
+        select(Conversation.organisation_id).where(
+            Conversation.person_id == person_id, Conversation.organisation_id.in_(org_ids)
+        ),
+    )
+
+
 def care_organisation(org_ids: tuple[int, ...], patient: Person) -> int | None:
-    """One of ``org_ids`` that holds items about the patient or has given them a time (the care
-    relation), or None."""
+    """One of ``org_ids`` the patient is in the care of (the care relation), or None."""
     if not org_ids:
         return None
-    found = db.session.scalar(
-        select(RecordItem.organisation_id)
-        .where(RecordItem.person_id == patient.id, RecordItem.organisation_id.in_(org_ids))
-        .limit(1)
-    )
-    if found is None:
-        found = db.session.scalar(
-            select(Appointment.organisation_id)
-            .where(Appointment.person_id == patient.id, Appointment.organisation_id.in_(org_ids))
-            .limit(1)
-        )
-    return found
+    for query in _care_relations(org_ids, patient.id):
+        if (found := db.session.scalar(query.limit(1))) is not None:
+            return found
+    return None
+
+
+def in_care_of(org_ids: tuple[int, ...]) -> ColumnElement[bool]:
+    """For a query of people: those in the care of one of ``org_ids`` (as ``care_organisation``)."""
+    if not org_ids:
+        return false()
+    return or_(*(exists(query) for query in _care_relations(org_ids, Person.id)))
 
 
 def staff_unit_ids(user: User) -> tuple[int, ...]:

@@ -6,11 +6,15 @@ inline styles), and always come with the same numbers as text or a table for scr
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
+from babel import Locale
+from babel.numbers import format_decimal
 from flask import g
-from flask_babel import format_date
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
@@ -19,22 +23,74 @@ BAR_W, BAR_H = 300, 40
 CHART_W, CHART_H, PAD_L, PAD_R, PAD_T, PAD_B = 320, 180, 44, 12, 12, 28
 
 
+# Outside a request and an app (a script) there is no user: the app's default language.
+_FALLBACK_LOCALE = Locale.parse("nb")
+# Blood pressure: one Observation (85354-9, or the older 55284-4) with the two pressures as components.
+SYSTOLIC, DIASTOLIC = "8480-6", "8462-4"
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+# "10^9/L", and UCUM's "10*9/L" when a source sends the code as the unit.
+_POWER = re.compile(r"(?:\^|(?<=10)\*)(-?\d+)")
+
+
+def _rounded(value: float) -> Decimal:
+    """The value as shown: four significant digits for a fraction (float noise goes, 13.30 reads 13.3),
+    whole numbers from 10 000 up in full (never '1.234e+04')."""
+    if abs(value) >= 1e4:
+        return Decimal(f"{value:.0f}")
+    return Decimal(f"{value:.4g}")
+
+
 def number(value: float | None) -> str:
+    """A number in the user's language: '13,3' in Norwegian, '13.3' in English (display only:
+    the FHIR export keeps the source's numbers)."""
     if value is None:
         return ""
-    text = f"{value:.4g}" if abs(value) < 1e6 else f"{value:.0f}"
-    return text
+    locale = get_locale() or _FALLBACK_LOCALE
+    return format_decimal(_rounded(value), locale=locale, decimal_quantization=False)
+
+
+def unit_text(unit: str | None) -> str:
+    """A unit as read: '10^9/L' is written 10⁹/L."""
+    if not unit:
+        return ""
+    return _POWER.sub(lambda m: m.group(1).translate(_SUPERSCRIPT), unit)
+
+
+def _component(data: dict[str, Any], code: str) -> dict[str, Any] | None:
+    for c in data.get("components") or []:
+        if c.get("code") == code:
+            return c
+    return None
+
+
+def pressure_text(data: dict[str, Any]) -> str:
+    """A blood pressure as written: '144/88 mmHg' (systolic/diastolic). Empty for anything else."""
+    systolic, diastolic = _component(data, SYSTOLIC), _component(data, DIASTOLIC)
+    if not systolic or not diastolic:
+        return ""
+    if systolic.get("value") is None or diastolic.get("value") is None:
+        return ""
+    if systolic.get("comparator") or diastolic.get("comparator"):
+        return ""
+    units = {u for u in (systolic.get("unit"), diastolic.get("unit")) if u}
+    if len(units) > 1:
+        return ""
+    text = f"{number(systolic['value'])}/{number(diastolic['value'])}"
+    return f"{text} {unit_text(units.pop())}" if units else text
 
 
 def value_text(data: dict[str, Any]) -> str:
-    """A result's value as written: '5.4 mmol/L', '< 0.3 mg/L', 'Negativ'."""
+    """A result's value as written: '5,4 mmol/L', '< 0,3 mg/L', 'Negativ', '144/88 mmHg'."""
     if data.get("value") is not None:
-        parts = [data.get("comparator") or "", number(data["value"]), data.get("unit") or ""]
+        parts = [data.get("comparator") or "", number(data["value"]), unit_text(data.get("unit"))]
         return " ".join(p for p in parts if p)
     if data.get("text"):
         return str(data["text"])
     if data.get("boolean") is not None:
         return _("Ja") if data["boolean"] else _("Nei")
+    pressure = pressure_text(data)
+    if pressure:
+        return pressure
     if data.get("absent"):
         return _("Ingen verdi (%(reason)s)", reason=data["absent"])
     return ""
@@ -44,7 +100,7 @@ def range_text(rng: dict[str, Any] | None, unit: str | None = None) -> str:
     if not rng:
         return ""
     low, high = rng.get("low"), rng.get("high")
-    u = f" {unit}" if unit else ""
+    u = f" {unit_text(unit)}" if unit else ""
     if low is not None and high is not None:
         return f"{number(low)}–{number(high)}{u}"
     if low is not None:
@@ -54,8 +110,7 @@ def range_text(rng: dict[str, Any] | None, unit: str | None = None) -> str:
     return rng.get("text") or ""
 
 
-def flag(data: dict[str, Any]) -> str | None:
-    """'high', 'low', 'critical', 'abnormal', 'normal' or None, from the lab's flag or the range."""
+def _own_flag(data: dict[str, Any]) -> str | None:
     code = (data.get("interpretation") or "").upper()
     if code in ("HH", "LL", "AA", "H>", "L<"):
         return "critical"
@@ -75,6 +130,25 @@ def flag(data: dict[str, Any]) -> str | None:
     if rng.get("low") is not None and value < rng["low"]:
         return "low"
     return "normal"
+
+
+def flag(data: dict[str, Any]) -> str | None:
+    """'high', 'low', 'critical', 'abnormal', 'normal' or None, from the lab's flag or the range.
+
+    A result with parts (a blood pressure) and no flag of its own takes its parts': the worst one,
+    'abnormal' when one part is high and another low."""
+    own = _own_flag(data)
+    if own is not None or not data.get("components"):
+        return own
+    flags = {_own_flag(c) for c in data["components"]} - {None}
+    if "critical" in flags:
+        return "critical"
+    if {"high", "low"} <= flags or "abnormal" in flags:
+        return "abnormal"
+    for word in ("high", "low", "normal"):
+        if word in flags:
+            return word
+    return None
 
 
 FLAG_WORDS = {

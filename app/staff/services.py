@@ -6,10 +6,11 @@ import hashlib
 import uuid
 
 from flask import abort, request
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from app import clock
+from app.access import policy
 from app.auth.models import User
 from app.db import db
 from app.notify import events
@@ -26,7 +27,7 @@ def find_patients(org_ids: tuple[int, ...], query: str, allow_synthetic: bool, l
     """Patients with a care relation to one of ``org_ids``, by national id or name."""
     if not org_ids:
         return []
-    related = exists().where(RecordItem.person_id == Person.id, RecordItem.organisation_id.in_(org_ids))
+    related = policy.in_care_of(org_ids)
     compact = "".join(query.split())
     if compact.isdigit():
         try:
