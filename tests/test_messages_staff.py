@@ -88,8 +88,10 @@ def test_give_to_a_colleague_and_back_to_the_unit(client, login_as, kari, gp, dr
     # Someone outside the unit cannot be given it.
     assert _post(client, f"/ansatt/meldinger/{c.id}/tildel", to=str(elsewhere.id)).status_code == 400
     assert _reload(c).assigned_to_id == dr_aune.id
-    _post(client, f"/ansatt/meldinger/{c.id}/tildel", to="")
+    returned = _post(client, f"/ansatt/meldinger/{c.id}/tildel", to="")
     assert _reload(c).assigned_to_id is None and _reload(c).state is ConversationState.NEW
+    page = client.get(returned.headers["Location"]).get_data(as_text=True)
+    assert "Samtalen er lagt tilbake i Nye" in page and "Samtalen er tildelt" not in page
 
 
 def test_a_template_fills_the_answer_and_only_the_units_own(client, login_as, kari, gp, dr_aune, elsewhere):

@@ -86,7 +86,7 @@ def test_a_result_page_explains_the_value_and_shows_its_trend_as_a_chart_and_a_t
     )
     login_as(kari)
     html = _html(client, item_url(item.id, ItemKind.RESULT))
-    assert "mmol/L" in html and "Referanseområde:" in html and "3.5–4.4 mmol/L" in html
+    assert "mmol/L" in html and "Referanseområde:" in html and "3,5–4,4 mmol/L" in html
     assert 'class="range-bar"' in html and 'role="img"' in html
     assert any(
         w in html for w in ("Innenfor referanseområdet", "Høyere enn referanseområdet", "Lavere enn referanseområdet")

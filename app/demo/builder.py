@@ -596,7 +596,7 @@ class Builder:
                         self.parent(partner, child)
                     made += 1
 
-        self.staff("dr.lund", "Dr. Marte Lund", Role.CLINICIAN, units["St. Olavs hospital"][:2])
+        self.staff("dr.lund", "Dr. Marte Lund", Role.CLINICIAN, units["St. Olavs hospital"][:4])
         self.staff("dr.berg", "Dr. Henrik Berg", Role.CLINICIAN, units["Ålesund sjukehus"][:1])
         self.staff("fastlege.aune", "Dr. Siri Aune", Role.CLINICIAN, units["Lade legesenter"])
         self.staff(

@@ -195,7 +195,8 @@ def assign(conversation_id: int) -> Response:
         abort(400)
     services.assign(conversation, chosen)
     db.session.commit()
-    return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok="tildelt"))
+    notice = "tildelt" if chosen is not None else "ledig"
+    return htmx.redirect_to(url_for("messages_staff.conversation", conversation_id=conversation.id, ok=notice))
 
 
 @bp.route("/<int:conversation_id>/avslutt", methods=["POST"])
