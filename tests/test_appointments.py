@@ -105,6 +105,21 @@ def test_calendar_file(client, login_as, kari, hearing):
     assert str(event["status"]) == "CONFIRMED"
 
 
+@pytest.mark.parametrize(("mode", "said"), [("video", "Videotime – du får lenke fra"), ("phone", "Telefontime –")])
+def test_a_video_or_phone_time_in_the_calendar_sends_nobody_to_the_address(client, login_as, kari, hearing, mode, said):
+    from app.appointments.models import Mode
+
+    a = factories.booked(kari.person, factories.slot(hearing, days=5, hour=9))
+    a.mode = Mode(mode)
+    db.session.commit()
+    assert a.location is not None  # the unit's place is still on it (its phone number)
+    login_as(kari)
+    [event] = Calendar.from_ical(client.get(f"/timer/{a.id}/kalender.ics").data).walk("VEVENT")
+    assert str(event["location"]).startswith(said)
+    assert "Prinsesse Kristinas gate" not in str(event["location"])
+    assert str(event["description"]).startswith(said.split(" –")[0])
+
+
 def test_cancel_frees_the_slot(client, login_as, kari, hearing):
     s = factories.slot(hearing, days=3)
     a = factories.booked(kari.person, s)

@@ -24,18 +24,22 @@ def calendar_for(appointment: Appointment) -> bytes:
     event.add("dtstart", appointment.start)
     event.add("dtend", appointment.end)
     event.add("summary", appointment.title)
+    # A video or phone time has no place to go to: the calendar must not send anyone to the
+    # office's street address (the unit's location is kept on it for the phone number).
     where = []
-    if appointment.location is not None:
+    if appointment.mode is Mode.VIDEO:
+        where.append(_("Videotime – du får lenke fra %(place)s", place=appointment.organisation.name))
+    elif appointment.mode is Mode.PHONE:
+        where.append(_("Telefontime – %(place)s ringer deg", place=appointment.organisation.name))
+    elif appointment.location is not None:
         where.append(appointment.location.name)
         if appointment.location.one_line:
             where.append(appointment.location.one_line)
-    elif appointment.mode is Mode.VIDEO:
-        where.append(_("Videotime"))
-    elif appointment.mode is Mode.PHONE:
-        where.append(_("Telefontime"))
     if where:
         event.add("location", ", ".join(where))
-    event.add("description", f"{appointment.organisation.name}\n{request.url_root.rstrip('/')}/timer/{appointment.id}")
+    how = {Mode.VIDEO: _("Videotime"), Mode.PHONE: _("Telefontime")}.get(appointment.mode)
+    lines = [how, appointment.organisation.name] if how else [appointment.organisation.name]
+    event.add("description", "\n".join([*lines, f"{request.url_root.rstrip('/')}/timer/{appointment.id}"]))
     event.add("sequence", int(appointment.updated_at.timestamp()) % 2_000_000_000)
     if appointment.status is AppointmentStatus.CANCELLED:
         event.add("status", "CANCELLED")
