@@ -75,8 +75,8 @@ def keyset_position(token: str | None) -> tuple[datetime, int] | None:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         stamp, row_id = raw.rsplit("|", 1)
-        when = datetime.fromisoformat(stamp)
-        return (when, int(row_id)) if when.tzinfo else None
+        when, number = datetime.fromisoformat(stamp), int(row_id)
+        return (when, number) if when.tzinfo and 0 <= number <= 2**63 - 1 else None
     except (ValueError, UnicodeDecodeError):
         return None
 
