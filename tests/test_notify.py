@@ -321,7 +321,28 @@ def test_parent_tap_after_the_child_turned_12_shows_nothing(client, kari, login_
     login_as(kari)
     response = client.get(f"/varsler/{notice.token}")
     assert response.status_code == 403
-    assert "ikke lenger tilgang" in response.get_data(as_text=True)
+    page = response.get_data(as_text=True)
+    assert "ikke lenger tilgang" in page and "fylt 12 år" in page and "Fullmakten" not in page
+
+
+def test_a_proxys_tap_after_the_proxy_ended_says_the_proxy_ended(client, kari, per, login_as):
+    from app.people.models import ProxyLevel, Relation, RelationKind
+
+    relation = Relation(
+        holder_id=kari.person_id, subject_id=per.person_id, kind=RelationKind.PROXY, level=ProxyLevel.FULL
+    )
+    db.session.add(relation)
+    db.session.commit()
+    events.emit(per.person_id, "note_released", url="/journal/notater/1")
+    db.session.commit()
+    [notice] = notifications_of(kari)
+    relation.revoked_at = factories.clock.utcnow()
+    db.session.commit()
+    login_as(kari)
+    response = client.get(f"/varsler/{notice.token}")
+    assert response.status_code == 403
+    page = response.get_data(as_text=True)
+    assert "Fullmakten er avsluttet eller har gått ut." in page and "fylt 12 år" not in page
 
 
 def test_profile_switcher(client, kari, ola, ingrid, per, login_as):

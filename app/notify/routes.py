@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
 from app import clock
 from app.access import policy
@@ -13,6 +14,7 @@ from app.auth.sessions import device_label
 from app.db import db
 from app.notify import services
 from app.notify.forms import PreferencesForm
+from app.people.models import Relation
 from app.web import htmx
 from app.web.numbers import db_int
 
@@ -63,10 +65,24 @@ def open_(token: str) -> Response:
     person = policy.switch_to(current_user, notification.subject_person_id) if allowed else None
     if person is None:
         db.session.commit()
-        # No longer allowed (the child turned 12, the relation ended): say so, show nothing.
-        return htmx.render("notify/gone.html", status=403)
+        # No longer allowed (the child turned 12, the relation ended): say so, and why, show nothing.
+        return htmx.render("notify/gone.html", status=403, ended=_ended_relation(notification.subject_person_id))
     db.session.commit()
     return htmx.redirect_to(notification.url or url_for("notify.centre"))
+
+
+def _ended_relation(subject_person_id: int | None) -> str | None:
+    """What the viewer was to the person the notification is about (the newest relation between
+    them): its kind says why the notice can no longer be opened."""
+    if subject_person_id is None or current_user.person_id is None:
+        return None
+    kind = db.session.scalar(
+        select(Relation.kind)
+        .where(Relation.holder_id == current_user.person_id, Relation.subject_id == subject_person_id)
+        .order_by(Relation.id.desc())
+        .limit(1)
+    )
+    return kind.value if kind is not None else None
 
 
 # -- Devices and preferences -----------------------------------------------------------------
