@@ -237,6 +237,11 @@ def local_time(days: int, hour: int, minute: int = 0):  # type: ignore[no-untype
     return datetime.combine(day, time(hour, minute), tzinfo=clock.NORWAY).astimezone(UTC)
 
 
+def norwegian_time(hour: int, minute: int = 0):  # type: ignore[no-untyped-def]
+    """Today at hour:minute Norwegian time (a daytime or a night moment for a frozen clock)."""
+    return local_time(0, hour, minute)
+
+
 def slot(c: Clinic, *, days: int = 7, hour: int = 10, minute: int = 0, minutes: int = 30, visit_type=None):  # type: ignore[no-untyped-def]
     from app.appointments.models import Mode, Slot, SlotState
 

@@ -5,7 +5,7 @@ everything that must change nothing. Reminders are here too: they are the other 
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -25,6 +25,14 @@ from app.db import db
 from app.notify.models import Event, Notification
 from tests import factories
 from tests.conftest import csrf_from
+
+
+@pytest.fixture(autouse=True)
+def _in_the_daytime(request):  # type: ignore[no-untyped-def]
+    """Offers made at night wait for the morning (offers.answer_time_starts): the tests that move
+    the clock run at 10:00 Norwegian time, whenever they are run."""
+    if "frozen_clock" in request.fixturenames:
+        request.getfixturevalue("frozen_clock").now = factories.norwegian_time(10)
 
 
 @pytest.fixture
@@ -219,6 +227,22 @@ def test_expiry_moves_on_to_the_next_round_and_then_frees_the_slot(hearing, froz
             assert db.session.get(Appointment, a.id).status is AppointmentStatus.BOOKED
     finally:
         app.config["APPOINTMENT_OFFER_BATCH"] = 3
+
+
+@pytest.mark.parametrize(
+    ("hour", "expires"),
+    [(23, (1, 9, 0)), (1, (0, 9, 0)), (6, (0, 9, 0)), (21, (0, 23, 0)), (7, (0, 9, 0))],
+)
+def test_an_offer_made_at_night_gives_its_answer_time_from_the_morning(hearing, frozen_clock, hour, expires):
+    """Made at 23:00 or 01:00, it is open until 09:00 (two hours from 07:00), not until 01:00 or
+    03:00 while everyone sleeps; made at 21:00 it has its two hours."""
+    waiting_patient(hearing, days=30)
+    frozen_clock.now = factories.norwegian_time(hour)
+    slot = factories.slot(hearing, days=5, hour=9)
+    [offer] = offers.offer_slot(slot, frozen_clock.now)
+    days, h, m = expires
+    day = frozen_clock.now.astimezone(factories.clock.NORWAY).date() + timedelta(days=days)
+    assert offer.expires_at.astimezone(factories.clock.NORWAY).replace(tzinfo=None) == datetime.combine(day, time(h, m))
 
 
 def test_an_offer_expires_after_half_the_time_left_when_that_is_shorter(hearing, frozen_clock):

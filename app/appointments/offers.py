@@ -21,12 +21,13 @@ on booked appointments' slot_id is the database's last word.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import exists, func, select, update
 
+from app import clock
 from app.appointments.models import (
     Appointment,
     Channel,
@@ -51,9 +52,26 @@ def _lock(slot_id: int) -> None:
         db.session.execute(update(Slot).where(Slot.id == slot_id).values(state=Slot.state))
 
 
+# Nobody is asked to answer in their sleep: an offer made at night (Norwegian time) has its answer
+# time start in the morning, as the push waits for the end of quiet hours (07:00 by default).
+NIGHT_STARTS, NIGHT_ENDS = time(22, 0), time(7, 0)
+
+
+def answer_time_starts(now: datetime) -> datetime:
+    """``now``, or 07:00 Norwegian time when it is night."""
+    here = now.astimezone(clock.NORWAY)
+    if NIGHT_ENDS <= here.time() < NIGHT_STARTS:
+        return now
+    day = here.date() if here.time() < NIGHT_ENDS else here.date() + timedelta(days=1)
+    return datetime.combine(day, NIGHT_ENDS, tzinfo=clock.NORWAY).astimezone(now.tzinfo)
+
+
 def expiry_for(slot: Slot, now: datetime) -> datetime:
+    """The shorter of APPOINTMENT_OFFER_MAX_MINUTES from when the answer time starts (the morning,
+    for an offer made at night) and half the time left to the slot (a slot early in the morning
+    cannot wait for anyone to wake up: it is offered, then free for anyone, as before)."""
     longest = timedelta(minutes=current_app.config["APPOINTMENT_OFFER_MAX_MINUTES"])
-    return now + min(longest, (slot.start - now) / 2)
+    return min(answer_time_starts(now) + longest, now + (slot.start - now) / 2)
 
 
 def candidates(slot: Slot, now: datetime, exclude_person_ids: set[int], limit: int) -> list[WaitlistEntry]:
