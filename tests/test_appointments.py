@@ -216,6 +216,12 @@ def test_booking_shows_the_next_free_times_first_and_books(client, login_as, kar
     mine = db.session.scalar(select(Appointment).where(Appointment.person_id == kari.person_id))
     assert mine.slot_id == first.id and mine.status is AppointmentStatus.BOOKED and mine.booked_by_user_id == kari.id
     assert "Timen er bestilt" in client.get(response.headers["Location"]).get_data(as_text=True)
+    # Back to the confirmation and "Bestill timen" again: hers already, not "someone else got it".
+    again = post(client, f"/timer/bestill/tid/{first.id}", {"slot": first.id}, csrf_path="/timer/bestill")
+    assert again.status_code == 409
+    assert "allerede bestilt til deg" in again.get_data(as_text=True) and "Noen andre" not in again.get_data(
+        as_text=True
+    )
     event = db.session.scalar(select(Event).where(Event.kind == "appointment_booked"))
     assert event.person_id == kari.person_id and event.object_id == mine.id
 

@@ -277,6 +277,15 @@ def _appointment_on(slot: Slot, patient: Person, via: Channel, viewer: User | No
 
 def book(viewer: User, patient: Person, slot_id: int | None, now: datetime) -> Appointment:
     """A patient (or their parent) books a free slot of a type they may book themselves."""
+    if slot_id and db.session.scalar(
+        select(Appointment.id).where(
+            Appointment.slot_id == slot_id,
+            Appointment.person_id == patient.id,
+            Appointment.status == AppointmentStatus.BOOKED,
+        )
+    ):
+        # Back to the page after booking, and "Bestill timen" again: not "someone else got it".
+        raise Refused(_("Denne timen er allerede bestilt til deg. Du finner den under Timer."))
     slot = _slot_for_booking(slot_id, now)
     visit_type = slot.visit_type
     if not visit_type.bookable_by_patients:
