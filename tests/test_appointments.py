@@ -364,3 +364,18 @@ def test_a_parent_of_a_teenager_books_only_with_the_gp_and_the_municipality(clie
     page = clash.get_data(as_text=True)
     assert "Den tiden kan ikke bestilles" in page and "Du har allerede en time" not in page
     assert f"/timer/{hidden.id}" not in client.get("/timer").get_data(as_text=True)
+
+
+def test_children_under_16_are_shown_that_the_egenandel_is_free(client, login_as, kari, ingrid):
+    gp = factories.clinic(name="Time hos fastlege")
+    gp.visit_type.price_nok = 175
+    gp.visit_type.price_note = "Egenandel på dagtid. Gratis for barn under 16 år."
+    db.session.commit()
+    s = factories.slot(gp, days=3)
+    login_as(ingrid)  # 14
+    for path in ("/timer/bestill", f"/timer/bestill/tid/{s.id}"):
+        page = client.get(path).get_data(as_text=True)
+        assert "Gratis for barn under 16 år" in page and "175 kr" not in page, path
+    client.delete_cookie("__Host-varde")
+    login_as(kari)  # 41
+    assert "175 kr (Egenandel på dagtid." in client.get(f"/timer/bestill/tid/{s.id}").get_data(as_text=True)

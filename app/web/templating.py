@@ -207,6 +207,7 @@ def init_app(app: Flask) -> None:
         journal_field=_journal_field,
         notification_text=text_for,
         today=clock.today_in_norway,
+        local_date=lambda moment: moment.astimezone(clock.NORWAY).date(),
         when_text=when_text,
         day_text=day_text,
     )
