@@ -379,3 +379,22 @@ def test_children_under_16_are_shown_that_the_egenandel_is_free(client, login_as
     client.delete_cookie("__Host-varde")
     login_as(kari)  # 41
     assert "175 kr (Egenandel på dagtid." in client.get(f"/timer/bestill/tid/{s.id}").get_data(as_text=True)
+
+
+def test_a_wish_for_an_earlier_time_needs_room_for_the_time_and_real_days(client, login_as, kari, hearing):
+    from app.appointments.models import WaitlistEntry
+
+    a = factories.booked(kari.person, factories.slot(hearing, days=20, hour=10))  # 30 minutes
+    login_as(kari)
+    path = f"/timer/{a.id}/tidligere"
+    wish = {"days": ["0", "2"], "earliest": "10:00", "latest": "10:05", "notice_hours": "24"}
+    too_short = post(client, path, wish, csrf_path=path)
+    assert too_short.status_code == 409
+    assert "Tidsrommet må være minst 30 minutter" in too_short.get_data(as_text=True)
+    forged = post(client, path, {**wish, "latest": "12:00", "days": ["9", "x"]}, csrf_path=path)
+    assert forged.status_code == 400
+    page = forged.get_data(as_text=True)
+    assert "Velg bare blant dagene i listen." in page and "not a valid" not in page
+    assert count(WaitlistEntry) == 0
+    assert post(client, path, {**wish, "latest": "10:30"}, csrf_path=path).status_code == 303
+    assert count(WaitlistEntry) == 1

@@ -38,6 +38,12 @@ class CheckboxesField(SelectMultipleField):
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()
 
+    def pre_validate(self, form: object) -> None:
+        # WTForms' own message is English and names the values; only a forged form gets here.
+        choices = {str(choice.value) for choice in self.choices}  # type: ignore[union-attr]
+        if any(str(value) not in choices for value in self.data or ()):
+            raise ValidationError(_l("Velg bare blant dagene i listen."))
+
 
 class WishForm(FlaskForm):
     """ "Jeg vil ha en tidligere time": the days and hours the patient can come, and the notice."""

@@ -432,6 +432,15 @@ def want_earlier(appointment: Appointment, wish: Wish, now: datetime) -> Waitlis
         raise Refused(_("Velg minst én dag du kan komme."))
     if wish.latest <= wish.earliest:
         raise Refused(_("«Til» må være senere enn «fra»."))
+    span = datetime.combine(date.min, wish.latest) - datetime.combine(date.min, wish.earliest)
+    if span < timedelta(minutes=appointment.minutes):
+        # The time must end by "til": a shorter window could never be offered anything.
+        raise Refused(
+            _(
+                "Tidsrommet må være minst %(n)d minutter, så lenge timen varer. Velg et senere «til».",
+                n=appointment.minutes,
+            )
+        )
     entry = waiting_entry(appointment)
     if entry is None:
         entry = WaitlistEntry(
