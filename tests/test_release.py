@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.db import db
 from app.notify.models import Event
-from app.record.models import ItemKind, RecordItem, ReleasePolicy, ReleaseRule, ReleaseState
+from app.record.models import ItemKind, RecordContent, RecordItem, ReleasePolicy, ReleaseRule, ReleaseState
 from app.record.release import item_url, release_due
 from app.tasks import release_held_items
 from tests import factories
@@ -181,6 +181,9 @@ def test_a_clinician_withholds_a_note_with_a_reason(app, kari, source, lund, cli
     factories.record(kari.person, source, results=3, notes=2, years=1)
     note = db.session.scalar(select(RecordItem).where(RecordItem.kind == ItemKind.NOTE).limit(1))
     login_as(lund)
+    # The clinician reads what they are about to withhold, as the patient would.
+    text = db.session.get(RecordContent, note.id).text
+    assert text and text.splitlines()[0] in client.get(f"/ansatt/element/{note.id}").get_data(as_text=True)
     token = csrf_from(client, f"/ansatt/element/{note.id}")
     short = client.post(
         f"/ansatt/element/{note.id}/hold-tilbake", data={"csrf_token": token, "scope": "patient", "reason": "kort"}
@@ -240,3 +243,20 @@ def test_staff_find_patients_only_with_a_care_relation(kari, per, source, lund, 
     assert "Per Hansen" not in client.get("/ansatt?q=Per").get_data(as_text=True)
     assert "Kari Nordmann" in client.get(f"/ansatt?q={kari.person.national_id}").get_data(as_text=True)
     assert "Skriv mellom 2 og 100 tegn" in client.get("/ansatt?q=K").get_data(as_text=True)
+
+
+def test_the_clinician_can_open_a_documents_file_and_it_is_audited(kari, source, lund, client, login_as):
+    from app.access.models import AuditEvent
+
+    factories.record(kari.person, source, results=1, notes=1, years=1)
+    note = db.session.scalar(select(RecordItem).where(RecordItem.kind == ItemKind.NOTE).limit(1))
+    content = db.session.get(RecordContent, note.id)
+    content.binary, content.content_type = b"%PDF-1.4 test", "application/pdf"
+    db.session.commit()
+    login_as(lund)
+    assert "Last ned dokumentet" in client.get(f"/ansatt/element/{note.id}").get_data(as_text=True)
+    response = client.get(f"/ansatt/element/{note.id}/fil")
+    assert response.status_code == 200 and response.data == b"%PDF-1.4 test"
+    assert "attachment" in response.headers["Content-Disposition"]
+    downloads = select(AuditEvent).where(AuditEvent.action.like("download%"), AuditEvent.object_id == str(note.id))
+    assert db.session.scalars(downloads).all()

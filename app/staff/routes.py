@@ -239,6 +239,7 @@ def _item_page(
     return htmx.render(
         "staff/item.html",
         item=record_item,
+        content=record_services.content_of(record_item),
         release_form=release_form or ReleaseForm(),
         withhold_form=withhold_form or WithholdForm(),
         status=status,
@@ -249,6 +250,14 @@ def _item_page(
 @bp.route("/element/<int:item_id>")
 def item(item_id: int) -> Response:
     return _item_page(_item(item_id, "read"))
+
+
+@bp.route("/element/<int:item_id>/fil")
+def item_file(item_id: int) -> Response:
+    """The document's file, so the clinician sees what they release or withhold (a download, audited)."""
+    from app.record.routes import _download
+
+    return _download(_item(item_id, "download"))
 
 
 @bp.route("/element/<int:item_id>/frigi", methods=["POST"])
