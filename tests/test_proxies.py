@@ -105,6 +105,11 @@ def test_communicate_only_sees_no_health_information(client, login_as, kari, sol
     assert client.get("/meldinger").status_code == 200
     page = client.get("/journal").get_data(as_text=True)
     assert "Du har ikke tilgang til helseopplysningene" in page
+    # The overview says the same, not that nothing is new (Solveig has news).
+    overview = client.get("/").get_data(as_text=True)
+    assert "Du har ikke tilgang til prøvesvar og notater i journalen til Solveig" in overview
+    assert "Varde har ikke fått noe nytt" not in overview
+    assert "Solveig har ingen timer som du kan se" in overview
 
 
 def test_the_patient_ends_a_proxy_and_it_stops_on_the_proxys_next_request(app, client, login_as, kari, solveig):
@@ -398,3 +403,12 @@ def test_the_push_worker_checks_a_limited_parents_objects_again(kari, ingrid, so
         (kari.person_id, ingrid.person_id, "result_released", "record_item", 1),
     ]
     assert policy.relatives_allowed(rows) == {rows[0]}
+
+
+def test_a_parent_reading_a_childs_access_log_is_not_told_it_is_their_own(client, login_as, kari, ola):
+    factories.parent_of(kari, ola)
+    login_as(kari)
+    assert switch(client, ola.id) == 303
+    page = client.get("/journal/hvem-har-sett").get_data(as_text=True)
+    assert "Hvem har sett journalen til Ola" in page and "journalen min" not in page
+    assert "journalen min" not in client.get("/journal").get_data(as_text=True)

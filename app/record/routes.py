@@ -278,6 +278,7 @@ def who_has_seen() -> Response:
         next_before=rows[-1][0].id if more else None,
         # The patient's own view: what each proxy and guardian did, next to the log.
         relatives=proxies.given_by(patient) if viewer.person_id == patient.id else [],
+        patient=patient,
     )
 
 
