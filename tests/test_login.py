@@ -319,3 +319,13 @@ def test_the_language_asked_for_at_the_first_login_is_remembered_for_pushes(clie
     client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": totp_now(kari)})
     db.session.refresh(kari)
     assert kari.locale == "en"
+
+
+def test_empty_or_malformed_codes_are_not_counted_as_guesses(client, csrf, kari):
+    _password_step(client, csrf, "kari")
+    for bad in ("", "abc", "12345", "1234567", "12 34 5x"):
+        response = client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": bad})
+        assert response.status_code == 400, bad
+    # Still every real try left: the right code logs in.
+    response = client.post("/logg-inn/kode", data={"csrf_token": csrf("/logg-inn/kode"), "totp-code": totp_now(kari)})
+    assert response.status_code == 303

@@ -47,6 +47,12 @@ class CodeForm(FlaskForm):
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": "7"},
     )
 
+    def validate_code(self, field: StringField) -> None:
+        # Spaces are allowed ("123 456", as some apps show it); anything but six digits is a typo.
+        digits = "".join((field.data or "").split())
+        if not (len(digits) == 6 and digits.isascii() and digits.isdigit()):
+            raise ValidationError(_l("Koden har 6 siffer. Skriv inn koden som vises i appen nå."))
+
 
 class RecoveryForm(FlaskForm):
     recovery_code = StringField(

@@ -180,10 +180,11 @@ def second_factor() -> Response:
     form, recovery = CodeForm(prefix="totp"), RecoveryForm(prefix="rc")
     use_recovery = request.values.get("reserve") == "1"
     if request.method == "POST":
-        attempt = _attempt(f"code:{user.id}")
         active = recovery if use_recovery else form
         if not active.validate():
+            # An empty or malformed code is no guess at the secret: said, and not counted.
             return htmx.render("auth/code.html", form=form, recovery=recovery, use_recovery=use_recovery, status=400)
+        attempt = _attempt(f"code:{user.id}")
         if use_recovery:
             ok = services.use_recovery_code(user, recovery.recovery_code.data)
             method = "recovery_code"
@@ -223,9 +224,9 @@ def enroll() -> Response:
     form = CodeForm()
     context = {"form": form, "qr_svg": services.totp_qr_svg(uri), "secret": secret}
     if request.method == "POST":
-        attempt = _attempt(f"code:{user.id}")
         if not form.validate():
-            return htmx.render("auth/enroll.html", status=400, **context)
+            return htmx.render("auth/enroll.html", status=400, **context)  # malformed: not a guess, not counted
+        attempt = _attempt(f"code:{user.id}")
         step = services.verify_totp(secret, form.code.data, None)
         if step is None:
             form.code.errors = [_("Koden stemmer ikke. Skriv inn koden som vises i appen nå, og prøv igjen.")]
