@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyotp
 import pytest
 from sqlalchemy import func, select
@@ -9,7 +11,7 @@ from sqlalchemy import func, select
 from app.access.models import AuditEvent
 from app.auth.models import RecoveryCode, ServerSession, User
 from app.db import db
-from tests.conftest import csrf_from
+from tests.conftest import CSRF_RE, csrf_from
 from tests.factories import PASSWORD, totp_now
 
 
@@ -173,19 +175,32 @@ def test_a_half_done_enrolment_never_passes_its_key_to_the_next_account(client, 
     assert eva.id
 
 
+BATCH_RE = re.compile(r'name="batch" value="([^"]+)"')
+
+
 def test_renewing_recovery_codes_shows_new_ones_once_and_the_old_stop_working(client, kari, login_as):
     from app.auth.services import new_recovery_codes
 
     old = new_recovery_codes(kari)
     db.session.commit()
     login_as(kari)
-    response = client.post("/reservekoder", data={"csrf_token": csrf_from(client, "/innstillinger")})
+    # Asked first: the page says the old ones stop working, and making them is a button there.
+    ask = client.get("/reservekoder").get_data(as_text=True)
+    assert "slutter de gamle å virke med en gang" in ask
+    form = {"csrf_token": CSRF_RE.search(ask).group(1), "batch": BATCH_RE.search(ask).group(1)}
+    response = client.post("/reservekoder", data=form)
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert html.count("<li><code>") == 10
     assert old[0] not in html
     hashes = db.session.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == kari.id)).all()
     assert len(hashes) == 10
+    # Reloading the answer sends the form again: no new codes, and it says so.
+    again = client.post("/reservekoder", data=form)
+    assert again.status_code == 409 and "det ble ikke laget nye" in again.get_data(as_text=True)
+    assert sorted(db.session.scalars(select(RecoveryCode.code_hash).where(RecoveryCode.user_id == kari.id))) == sorted(
+        hashes
+    )
 
 
 def test_the_csrf_token_changes_at_login(client, csrf, kari):

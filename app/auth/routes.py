@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -243,13 +244,30 @@ def enroll() -> Response:
 @bp.route("/reservekoder", methods=["GET", "POST"])
 def recovery_codes() -> Response:
     """Show new recovery codes once (after enrolment, or when the user asks for new ones)."""
+    settings_url = url_for("portal.settings")
     if request.method == "POST":
+        # The form's batch makes new codes once: a reload of the answer (which sends the form
+        # again) must not quietly replace the codes the user just wrote down with others.
+        expected, sent = session.pop("recovery_batch", None), request.form.get("batch", "")
+        if not expected or not secrets.compare_digest(expected, sent):
+            session["recovery_batch"] = batch = secrets.token_urlsafe(16)
+            return htmx.render(
+                "auth/recovery_codes.html",
+                codes=None,
+                shown_before=True,
+                batch=batch,
+                next_url=settings_url,
+                status=409,
+            )
         codes = services.new_recovery_codes(current_user)
         audit("recovery_codes_renewed", actor_user_id=current_user.id, object_type="auth")
         db.session.commit()
         # Shown in this response only: the codes are never stored anywhere but as hashes.
-        return htmx.render("auth/recovery_codes.html", codes=codes, next_url=url_for("portal.settings"))
-    return htmx.render("auth/recovery_codes.html", codes=None, next_url=url_for("portal.settings"))
+        return htmx.render("auth/recovery_codes.html", codes=codes, next_url=settings_url)
+    batch = None
+    if current_user.has_second_factor:
+        session["recovery_batch"] = batch = secrets.token_urlsafe(16)  # asked first, made on the POST
+    return htmx.render("auth/recovery_codes.html", codes=None, batch=batch, next_url=settings_url)
 
 
 @bp.route("/okt/forleng", methods=["POST"])
