@@ -69,3 +69,18 @@ def test_the_language_can_be_changed_before_logging_in(client):
     assert response.headers["Location"] == "/logg-inn?next=/timer"
     html = client.get("/logg-inn").get_data(as_text=True)
     assert '<html lang="en">' in html and ">Norsk bokmål</button>" in html
+
+
+def test_file_sizes_read_in_the_pages_language(app):
+    from flask_babel import refresh
+
+    from app.web.templating import file_size
+
+    with app.test_request_context("/", headers={"Accept-Language": "nb"}):
+        refresh()
+        assert [file_size(n) for n in (341, 8_200, 1_340_000)] == ["341 byte", "8,2 kB", "1,3 MB"]
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        refresh()
+        assert file_size(8_200) == "8.2 kB"
+    with app.test_request_context("/"):
+        refresh()

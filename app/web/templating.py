@@ -182,6 +182,20 @@ def _access_ended():  # type: ignore[no-untyped-def]
     return session.pop("access_ended") if "access_ended" in session else None  # no write when absent
 
 
+def file_size(size: int | None) -> str:
+    """A file's size as a person reads it, in the page's language ("341 byte", "8,2 kB", "1,3 MB");
+    Jinja's filesizeformat says "Bytes" on a Norwegian page."""
+    from flask_babel import format_decimal, gettext
+
+    if size is None:
+        return ""
+    if size < 1000:
+        return gettext("%(n)s byte", n=format_decimal(size))
+    if size < 1000 * 1000:
+        return gettext("%(n)s kB", n=format_decimal(round(size / 1000, 1)))
+    return gettext("%(n)s MB", n=format_decimal(round(size / 1000 / 1000, 1)))
+
+
 def init_app(app: Flask) -> None:
     # Same callables Flask-Babel installs, minus its per-call context lookups.
     app.jinja_env.install_gettext_callables(
@@ -211,6 +225,8 @@ def init_app(app: Flask) -> None:
         when_text=when_text,
         day_text=day_text,
     )
+
+    app.jinja_env.filters["file_size"] = file_size
 
     @app.context_processor
     def globals_for_templates() -> dict:
