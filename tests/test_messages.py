@@ -308,6 +308,9 @@ def test_parent_writes_on_behalf_of_a_child_and_staff_see_it(client, app, login_
     login_as(dr_aune, staff_client)
     page = staff_client.get(f"/ansatt/meldinger/{conversation.id}").get_data(as_text=True)
     assert "forelder, på vegne av Ola" in page and "Kari Nordmann" in page
+    # Kari reads her own message as "Du, på vegne av Ola", not "Du forelder, …".
+    mine = client.get(f"/meldinger/{conversation.id}").get_data(as_text=True)
+    assert "på vegne av Ola" in mine and "forelder, på vegne av" not in mine
 
 
 # -- nobody reaches what is not theirs ----------------------------------------------------------------
