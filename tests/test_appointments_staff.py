@@ -101,6 +101,9 @@ def test_cancelling_for_the_patient_tells_them_and_offers_the_slot(client, login
     assert offer.slot_id == a.slot_id and offer.appointment_id == waiting.id
     log = client.get(f"/ansatt/timer/tid/{a.slot_id}/tilbud").get_data(as_text=True)
     assert "venter på svar" in log and "1.1" in log
+    # Cancelled now: its cancel page says so instead of asking for a reason again.
+    page = client.get(f"/ansatt/timer/{a.id}/avbestill").get_data(as_text=True)
+    assert "Timen er allerede avbestilt eller over." in page and 'name="reason"' not in page
 
 
 def test_a_schedule_and_its_slots(client, login_as, clerk, hearing):
