@@ -166,7 +166,7 @@ def test_an_expired_or_withdrawn_code_changes_nothing(app, client, login_as, kar
     token = csrf_from(client, "/fullmakter")
     assert client.post(f"/fullmakter/kode/{invitation_id}/trekk-tilbake", data={"csrf_token": token}).status_code == 303
     response = use_code(other, code)
-    assert response.status_code == 409 and "Koden har gått ut" in response.get_data(as_text=True)
+    assert response.status_code == 409 and "Koden er trukket tilbake" in response.get_data(as_text=True)
     assert relations() == []
 
 

@@ -165,7 +165,9 @@ def accept_code(viewer: User, receiver: Person, text: str) -> Relation:
     now = clock.utcnow()
     if invitation.used_at is not None:
         raise Refused(_("Koden er allerede brukt. Be om en ny kode."))
-    if invitation.cancelled_at is not None or invitation.expires_at <= now:
+    if invitation.cancelled_at is not None:
+        raise Refused(_("Koden er trukket tilbake av den som laget den. Be om en ny kode."))
+    if invitation.expires_at <= now:
         raise Refused(_("Koden har gått ut. Be om en ny kode."))
     giver = db.session.get(Person, invitation.subject_id)
     if giver is None:
