@@ -205,6 +205,9 @@ def test_a_staff_search_is_audited_and_shown_to_the_patient(client, app, login_a
     factories.works_at(dr_lund, org)
     login_as(dr_lund)
     assert "Kari Nordmann" in client.get("/ansatt?q=Kari").get_data(as_text=True)
+    # Too short as one types (htmx asks for the results only): the results say why there are none.
+    short = client.get("/ansatt?q=K", headers={"HX-Request": "true", "HX-Target": "found"}).get_data(as_text=True)
+    assert "Skriv mellom 2 og 100 tegn." in short
     patient = app.test_client()
     login_as(kari, patient)
     page = patient.get("/journal/hvem-har-sett").get_data(as_text=True)
