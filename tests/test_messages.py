@@ -423,6 +423,26 @@ def test_saving_ones_own_draft_is_not_an_audited_read(client, login_as, kari, gp
     assert _count(AuditEvent) == before and _count(MessageDraft) == 1
 
 
+def test_a_new_message_to_another_unit_keeps_the_first_units_draft(client, login_as, kari, gp):
+    other = factories.message_unit("Helsestasjonen")
+    factories.gp_of(kari.person, other)
+    login_as(kari)
+    token = csrf_from(client, f"/meldinger/ny/{gp.id}")
+    client.post(
+        "/meldinger/utkast/0", data={"csrf_token": token, "unit": gp.id, "subject": "Resept", "body": "Til legen"}
+    )
+    client.post("/meldinger/utkast/0", data={"csrf_token": token, "unit": other.id, "body": "Til helsestasjonen"})
+    assert _count(MessageDraft) == 2
+    assert "Til legen" in client.get(f"/meldinger/ny/{gp.id}").get_data(as_text=True)
+    assert "Til helsestasjonen" in client.get(f"/meldinger/ny/{other.id}").get_data(as_text=True)
+    listing = client.get("/meldinger").get_data(as_text=True)
+    assert listing.count("Fortsett å skrive") == 2 and "Helsestasjonen" in listing
+    # Sending to one leaves the other's draft.
+    _send(client, gp, body="Til legen")
+    assert "Til helsestasjonen" in client.get(f"/meldinger/ny/{other.id}").get_data(as_text=True)
+    assert "Til legen" not in client.get(f"/meldinger/ny/{gp.id}").get_data(as_text=True)
+
+
 def test_having_written_with_a_unit_lets_the_patient_write_again(kari, gp):
     from app.people.models import UnitRelation
 

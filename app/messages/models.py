@@ -219,6 +219,8 @@ class MessageDraft(db.Model):
     refers_to_id: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=now_default, onupdate=now_default)
 
+    care_unit: Mapped[CareUnit | None] = relationship()
+
 
 class MessageTemplate(db.Model):
     """A ready answer staff can start from (a unit's own)."""

@@ -74,7 +74,7 @@ def index() -> Response:
         "more_url": url_for("messages.index", **{"for": keyset_token(found[-1].last_message_at, found[-1].id)})
         if more
         else None,
-        "new_draft": services.draft(current_user, patient, 0),
+        "new_drafts": services.new_message_drafts(current_user, patient),
         "notice": request.args.get("ok"),
     }
     return htmx.render("messages/index.html", "messages/_conversation_items.html", **context)
@@ -89,7 +89,7 @@ def choose_unit() -> Response:
         active_tab="messages",
         patient=patient,
         choices=[c for c in services.units_for(patient) if policy.unit_in_scope(decision, c.unit)],
-        draft=services.draft(current_user, patient, 0),
+        drafts={d.care_unit_id for d in services.new_message_drafts(current_user, patient)},
     )
 
 
@@ -120,8 +120,8 @@ def new(unit_id: int) -> Response:
         SelectChoice(str(c.id), f"{c.subject} ({c.care_unit.name})") for c in earlier
     ]
     if request.method == "GET":
-        saved = services.draft(current_user, patient, 0)
-        if saved is not None and saved.care_unit_id in (None, unit_id):
+        saved = services.new_message_draft(current_user, patient, unit_id)
+        if saved is not None:
             form.topic.data = form.topic.data or saved.topic
             form.subject.data = saved.subject
             form.body.data = saved.body
@@ -188,7 +188,7 @@ def _save_new_draft(patient: Person, unit_id: int) -> None:
     services.save_draft(
         current_user,
         patient,
-        0,
+        services.new_scope(unit_id),
         care_unit_id=unit_id,
         topic=request.form.get("topic"),
         subject=request.form.get("subject"),

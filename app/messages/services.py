@@ -384,7 +384,10 @@ def start(
     )
     conversation.last_message_id = message.id
     conversation.patient_seen_message_id = message.id
-    discard_draft(viewer, patient, 0)
+    discard_draft(viewer, patient, new_scope(choice.unit.id))
+    legacy = draft(viewer, patient, 0)
+    if legacy is not None and legacy.care_unit_id in (None, choice.unit.id):
+        db.session.delete(legacy)
     return conversation
 
 
@@ -584,6 +587,38 @@ def inbox_counts(unit_id: int, user: User) -> dict[str, int]:
 # -- Drafts ------------------------------------------------------------------------------------
 
 
+def new_scope(unit_id: int) -> int:
+    """The draft scope of a new message to a unit: one draft per unit, so starting to write to
+    another unit never replaces what waits for the first (conversations have positive scopes)."""
+    return -unit_id
+
+
+def new_message_draft(viewer: User, patient: Person, unit_id: int) -> MessageDraft | None:
+    """The unsent new message to this unit: its own draft, or one kept before drafts were per unit."""
+    found = draft(viewer, patient, new_scope(unit_id))
+    if found is None:
+        found = draft(viewer, patient, 0)
+        if found is not None and found.care_unit_id not in (None, unit_id):
+            found = None
+    return found
+
+
+def new_message_drafts(viewer: User, patient: Person) -> list[MessageDraft]:
+    """Every new message not yet sent (with some text), newest first."""
+    return list(
+        db.session.scalars(
+            select(MessageDraft)
+            .where(
+                MessageDraft.account_id == viewer.id,
+                MessageDraft.person_id == patient.id,
+                MessageDraft.scope <= 0,
+                MessageDraft.body != "",
+            )
+            .order_by(MessageDraft.updated_at.desc())
+        )
+    )
+
+
 def draft(viewer: User, patient: Person, scope: int) -> MessageDraft | None:
     return db.session.scalar(
         select(MessageDraft).where(
@@ -606,7 +641,7 @@ def just_sent(viewer: User, patient: Person, scope: int, body: str | None) -> bo
         .order_by(Message.id.desc())
         .limit(1)
     )
-    if scope:
+    if scope > 0:
         query = query.where(Message.conversation_id == scope)
     return db.session.scalar(query) == text
 
@@ -634,20 +669,20 @@ def save_draft(viewer: User, patient: Person, scope: int, **fields: object) -> N
 def carry_to_new(viewer: User, patient: Person, conversation: Conversation, body: str | None) -> None:
     """A reply that could not be sent because the conversation was closed meanwhile becomes the
     draft of a new message to the same unit, about the same thing, referring to this one."""
-    earlier = draft(viewer, patient, 0)
-    if earlier is not None and (earlier.body or "").strip() and earlier.care_unit_id != conversation.care_unit_id:
-        return  # a draft to another unit is not overwritten; this text stays the conversation's draft
+    earlier = new_message_draft(viewer, patient, conversation.care_unit_id)
     text = "\n\n".join(part for part in ((earlier.body or "").strip() if earlier else "", (body or "").strip()) if part)
     save_draft(
         viewer,
         patient,
-        0,
+        new_scope(conversation.care_unit_id),
         care_unit_id=conversation.care_unit_id,
         topic=conversation.topic.value,
         subject=conversation.subject,
         body=text,
         refers_to_id=conversation.id,
     )
+    if earlier is not None and earlier.scope == 0:
+        db.session.delete(earlier)  # merged into the unit's own draft
     discard_draft(viewer, patient, conversation.id)
 
 

@@ -360,7 +360,7 @@ def test_a_draft_survives_leaving_the_page(page, live_server, kari, gp):
     tabs.get_by_role("link", name="Meldinger").click()
     page.wait_for_url(f"{live_server}/meldinger")
     notice = page.locator("main .notice").filter(has_text="Du har et utkast")
-    assert notice.inner_text() == "Du har et utkast som ikke er sendt. Fortsett å skrive"
+    assert notice.inner_text() == "Du har et utkast til Lade legesenter som ikke er sendt. Fortsett å skrive"
     notice.get_by_role("link", name="Fortsett å skrive").click()
     page.wait_for_url(f"{live_server}/meldinger/ny/{gp.id}")
     assert page.get_by_label("Fornye resept").is_checked()
