@@ -155,6 +155,12 @@ def test_a_schedule_and_its_slots(client, login_as, clerk, hearing):
     for first, last in (("9999-12-31", "9999-12-31"), (monday.isoformat(), (today + timedelta(days=800)).isoformat())):
         too_far = make(first=first, last=last)
         assert too_far.status_code == 409 and "høyst to år fram i tid" in too_far.get_data(as_text=True)
+    schedule.location_id = None  # "Ingen fast adresse (video/telefon)"
+    db.session.commit()
+    nowhere = make()
+    assert nowhere.status_code == 409 and "Kalenderen har ingen adresse" in nowhere.get_data(as_text=True)
+    schedule.location_id = hearing.location.id
+    db.session.commit()
     bad_form = make(minutes="0", start="25:00")
     assert bad_form.status_code == 400 and "Skriv inn et klokkeslett" in bad_form.get_data(as_text=True)
     made = make()

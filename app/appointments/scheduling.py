@@ -69,6 +69,9 @@ def make_slots(schedule: Schedule, pattern: Pattern, now: datetime) -> list[Slot
         raise Refused(_("Velg en timetype fra listen."))
     if pattern.mode not in visit_type.mode_list:
         raise Refused(_("Denne timetypen kan ikke være %(mode)s.", mode=mode_label(pattern.mode)))
+    if pattern.mode is Mode.IN_PERSON and schedule.location_id is None:
+        # The patient would be told to come, with nowhere to come to.
+        raise Refused(_("Kalenderen har ingen adresse. Velg video eller telefon, eller gi kalenderen et sted."))
     if pattern.last < pattern.first:
         raise Refused(_("Siste dag kan ikke være før første dag."))
     if pattern.last > now.astimezone(clock.NORWAY).date() + timedelta(days=MAX_DAYS_AHEAD):
