@@ -172,6 +172,30 @@ def test_a_schedule_and_its_slots(client, login_as, clerk, hearing):
     page = client.get(made.headers["Location"]).get_data(as_text=True)
     assert "8 nye tider er laget" in page
 
+    # A second calendar for the same practitioner cannot give them two patients at once.
+    client.post(
+        "/ansatt/timer/kalendere",
+        data={
+            "csrf_token": token,
+            "name": "Audiograf 2 – ekstra",
+            "practitioner": " Audiograf per Li ",
+            "location": str(hearing.location.id),
+            "days": ["0", "2"],
+            "opens": "08:00",
+            "closes": "12:00",
+        },
+    )
+    second = db.session.scalar(select(Schedule).where(Schedule.name == "Audiograf 2 – ekstra"))
+    schedule_id = schedule.id
+    schedule = second
+    clash = make()
+    assert clash.status_code == 409 and "har Audiograf per Li allerede en tid i en annen kalender" in clash.get_data(
+        as_text=True
+    )
+    assert db.session.scalar(select(func.count()).select_from(Slot).where(Slot.schedule_id == second.id)) == 0
+    assert make(start="10:00", end="12:00").status_code == 303  # after the other calendar's times: fine
+    assert db.session.scalar(select(func.count()).select_from(Slot).where(Slot.schedule_id == schedule_id)) == 8
+
 
 def test_waiting_list_priority(client, login_as, clerk, kari, per, hearing):
     a = factories.booked(kari.person, factories.slot(hearing, days=30))

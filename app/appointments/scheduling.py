@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import clock
 from app.appointments.formatting import when_text
@@ -105,20 +105,43 @@ def make_slots(schedule: Schedule, pattern: Pattern, now: datetime) -> list[Slot
             raise Refused(_("%(when)s er utenfor åpningstiden til kalenderen.", when=_when(moment)))
     first = starts[0].astimezone(UTC)
     last = starts[-1].astimezone(UTC) + timedelta(minutes=pattern.minutes)
+    # This calendar's times, and those of every calendar of the unit's organisation with the same
+    # practitioner: one person cannot see two patients at once.
+    calendars = [schedule.id]
+    if schedule.practitioner and schedule.practitioner.strip():
+        calendars += db.session.scalars(
+            select(Schedule.id)
+            .join(CareUnit, CareUnit.id == Schedule.care_unit_id)
+            .where(
+                Schedule.id != schedule.id,
+                Schedule.active,
+                CareUnit.organisation_id == schedule.care_unit.organisation_id,
+                func.lower(func.trim(Schedule.practitioner)) == schedule.practitioner.strip().lower(),
+            )
+        ).all()
     existing = db.session.execute(
-        select(Slot.start, Slot.minutes).where(
-            Slot.schedule_id == schedule.id,
+        select(Slot.start, Slot.minutes, Slot.schedule_id).where(
+            Slot.schedule_id.in_(calendars),
             Slot.start < last,
             Slot.start > first - timedelta(hours=8),
             Slot.state != SlotState.BLOCKED,
         )
     ).all()
-    taken = sorted((s, s + timedelta(minutes=m)) for s, m in existing)
+    taken = sorted((s, s + timedelta(minutes=m), own == schedule.id) for s, m, own in existing)
     for moment in starts:
         begin = moment.astimezone(UTC)
         end = begin + timedelta(minutes=pattern.minutes)
-        if any(s < end and begin < e for s, e in taken):
-            raise Refused(_("%(when)s overlapper en tid som finnes fra før.", when=_when(moment)))
+        for s, e, same_calendar in taken:
+            if s < end and begin < e:
+                if same_calendar:
+                    raise Refused(_("%(when)s overlapper en tid som finnes fra før.", when=_when(moment)))
+                raise Refused(
+                    _(
+                        "%(when)s har %(who)s allerede en tid i en annen kalender.",
+                        when=_when(moment),
+                        who=schedule.practitioner.strip(),
+                    )
+                )
     made = [
         Slot(
             schedule_id=schedule.id,
