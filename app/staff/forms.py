@@ -41,7 +41,7 @@ class WithholdForm(FlaskForm):
         _l("Hvem skal ikke se dette?"),
         choices=[
             SelectChoice("patient", _l("Pasienten (og dermed også foresatte og fullmektiger)")),
-            SelectChoice("guardians", _l("Bare foresatte")),
+            SelectChoice("guardians", _l("Bare foreldre og verger")),
         ],
         default="patient",
         validators=[DataRequired(_l("Velg hvem opplysningen skal holdes tilbake fra."))],
