@@ -412,3 +412,20 @@ def test_a_parent_reading_a_childs_access_log_is_not_told_it_is_their_own(client
     page = client.get("/journal/hvem-har-sett").get_data(as_text=True)
     assert "Hvem har sett journalen til Ola" in page and "journalen min" not in page
     assert "journalen min" not in client.get("/journal").get_data(as_text=True)
+
+
+def test_giving_again_says_the_level_changed_from_what(app, client, login_as, kari, solveig):
+    login_as(solveig)
+    first = give(client, kari.person.national_id, "standard")
+    assert "ok=gitt" in first.headers["Location"]
+    again = give(client, kari.person.national_id, "full")
+    page = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "Personen hadde fullmakt fra før. Nivået er endret fra «Standard» til «Full tilgang»." in page
+    assert "Fullmakten er gitt" not in page
+    # The proxy using a code for a lower level is told that their access went down.
+    code = make_code(client, "read_only")
+    other = app.test_client()
+    login_as(kari, other)
+    used = use_code(other, code)
+    page = other.get(used.headers["Location"]).get_data(as_text=True)
+    assert "nivået er nå «Bare lese» (før: «Full tilgang»)" in page

@@ -68,6 +68,9 @@ def _grant(
     """Add the relation, or renew the one there was (a revoked one, or a change of level)."""
     key = (receiver.id, giver.id, RelationKind.PROXY)
     terms = {"source": source, "now": clock.utcnow(), "by_id": by.id, "level": level, "valid_until": valid_until}
+    before = people_services.existing_relation(*key)
+    # The level the proxy held until now (None: they held none), so the page can say what changed.
+    previous_level = before.level if before is not None and before.in_force_on(clock.today_in_norway()) else None
     try:
         with db.session.begin_nested():  # a double tap inserts once; the second renews that row
             relation = people_services.put_in_force(people_services.existing_relation(*key), *key, **terms)
@@ -81,6 +84,7 @@ def _grant(
         object_id=relation.id,
         basis="own",
     )
+    relation.previous_level = previous_level  # type: ignore[attr-defined]
     return relation
 
 

@@ -68,7 +68,14 @@ def _refused(refused: Refused, status: int = 409, *, attempt: str | None = None,
 
 @bp.route("")
 def index() -> Response:
-    return htmx.render("access/proxies.html", notice=request.args.get("ok"), **_context())
+    levels = {level.value for level in ProxyLevel}
+    changed = [request.args.get(key) for key in ("fra", "til")]
+    return htmx.render(
+        "access/proxies.html",
+        notice=request.args.get("ok"),
+        changed=changed if all(level in levels for level in changed) else None,
+        **_context(),
+    )
 
 
 @bp.route("/gi", methods=["POST"])
@@ -86,7 +93,11 @@ def give() -> Response:
         )
     except Refused as refused:
         return _refused(refused, give=form, attempt="proxy_grant_refused")
+    previous = relation.previous_level
     db.session.commit()
+    if previous is not None:  # they had a proxy already: say that it changed, and from what
+        changed = {"ok": "endret", "fra": previous.value, "til": relation.level.value}
+        return htmx.redirect_to(url_for("proxies.index", **changed, _anchor=f"fullmakt-{relation.id}"))
     return htmx.redirect_to(url_for("proxies.index", ok="gitt", _anchor=f"fullmakt-{relation.id}"))
 
 
@@ -158,7 +169,11 @@ def accept() -> Response:
         windows().hit(item, "varde-proxy-code", str(current_user.id))  # only wrong codes count
         form.code.errors.append(refused.message)
         return htmx.render("access/accept.html", active_tab="menu", form=form, status=409)
+    previous = relation.previous_level
     db.session.commit()
+    if previous is not None and previous is not relation.level:
+        changed = {"ok": "kode-endret", "fra": previous.value, "til": relation.level.value}
+        return htmx.redirect_to(url_for("proxies.index", **changed, _anchor=f"fullmakt-{relation.id}"))
     return htmx.redirect_to(url_for("proxies.index", ok="kode-brukt", _anchor=f"fullmakt-{relation.id}"))
 
 
