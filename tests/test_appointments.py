@@ -72,6 +72,9 @@ def test_one_time_in_full(client, login_as, kari, hearing):
     assert db.session.scalar(
         select(func.count()).where(AuditEvent.action == "read_appointment", AuditEvent.object_id == str(a.id))
     )
+    # A past time no longer says how to prepare for it.
+    past = factories.booked(kari.person, factories.slot(hearing, days=-3, hour=9))
+    assert "Ta med høreapparatet" not in client.get(f"/timer/{past.id}").get_data(as_text=True)
 
 
 def test_another_patients_time_is_not_found_and_the_attempt_is_recorded(client, login_as, kari, per, hearing):

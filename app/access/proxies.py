@@ -97,7 +97,7 @@ def invite_by_national_id(
     try:
         nin = parse_nin(national_id, allow_synthetic=bool(current_app.config.get("DEMO_MODE"))).value
     except InvalidNin:
-        raise Refused(_("Fødselsnummeret er ikke gyldig. Det har 11 siffer.")) from None
+        raise Refused(_("Fødselsnummeret er ikke gyldig. Sjekk at alle de 11 sifrene er riktige.")) from None
     receiver = db.session.scalar(select(Person).where(Person.national_id == nin))
     if receiver is not None and receiver.id == giver.id:
         raise Refused(_("Du kan ikke gi fullmakt til deg selv."))
