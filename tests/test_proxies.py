@@ -429,3 +429,16 @@ def test_giving_again_says_the_level_changed_from_what(app, client, login_as, ka
     used = use_code(other, code)
     page = other.get(used.headers["Location"]).get_data(as_text=True)
     assert "nivået er nå «Bare lese» (før: «Full tilgang»)" in page
+
+
+def test_the_proxies_page_while_acting_for_a_child_is_about_oneself(client, login_as, kari, ola, ingrid):
+    factories.parent_of(kari, ola)
+    login_as(kari)
+    switch(client, ola.id)
+    page = client.get("/fullmakter").get_data(as_text=True)
+    assert "Fullmaktene her er dine egne, Kari" in page
+    assert "Hvem har sett journalen din" not in page  # it would open Ola's log
+    client.delete_cookie("__Host-varde")
+    login_as(ingrid)  # 14: cannot hold a proxy
+    page = client.get("/fullmakter").get_data(as_text=True)
+    assert "Du kan få fullmakt fra andre fra du er 18 år." in page and "Bruk en kode" not in page

@@ -50,6 +50,8 @@ def _context(give: GiveProxyForm | None = None, code: CodeProxyForm | None = Non
         "code_form": code or CodeProxyForm(prefix="kode"),
         "level_hints": LEVEL_HINTS,
         "may_give": me.age_on(today) >= policy.PROXY_GIVER_MIN_AGE and not me.is_protected,
+        "may_hold": me.age_on(today) >= policy.PROXY_HOLDER_MIN_AGE and not me.is_protected,
+        "me": me,
         "this_day": today,
         **extra,
     }
