@@ -44,6 +44,8 @@ def test_the_days_list_of_the_unit_with_an_audit_row_per_patient(client, login_a
     assert sorted(audited) == sorted([kari.person_id, per.person_id])
     tomorrow = client.get(f"/ansatt/timer?dato={(factories.clock.today_in_norway() + timedelta(days=1)).isoformat()}")
     assert "Ikke Idag" in tomorrow.get_data(as_text=True)
+    # Any day is one choice away (a date field), not a click per day.
+    assert 'type="date" id="dato" name="dato"' in page
 
 
 def test_staff_of_another_unit_see_nothing(client, login_as, kari, hearing, dr_berg):
