@@ -540,6 +540,7 @@ def test_a_clinician_registers_a_guardian_who_reads_the_record_until_it_is_ended
     shot(kari_page, "guardian-reads-results")
 
     # Dr. Lund ends it.
+    page.once("dialog", lambda dialog: dialog.accept())  # it asks first
     section.get_by_role("button", name="Avslutt Kari Nordmann").click()
     page.wait_for_url(f"{live_server}/ansatt/pasient/{per.person_id}#parorende")
     expect(flashed(page, "Relasjonen er avsluttet.")).to_have_text(

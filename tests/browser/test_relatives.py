@@ -342,6 +342,14 @@ def test_solveig_gives_kari_a_code_sees_what_she_did_and_ends_it(page, live_serv
     # Solveig ends it; Kari is told on her next page, and sees her own record.
     page.get_by_role("link", name="Fullmakter").click()
     page.wait_for_url(re.compile(r"/fullmakter$"))
+    # It asks first: answering no changes nothing, yes ends it.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Avslutt fullmakten til Kari").click()
+    expect(page.get_by_role("button", name="Avslutt fullmakten til Kari")).to_be_visible()
+    assert asked == ["Avslutte fullmakten til Kari? Tilgangen stopper med en gang."]
+    assert proxies_given()[0][3] is True
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Avslutt fullmakten til Kari").click()
     page.wait_for_url(re.compile(r"/fullmakter\?ok=avsluttet$"))
     expect(page.locator("main").get_by_role("status").filter(has_text="Fullmakten er avsluttet.")).to_be_visible()

@@ -166,6 +166,14 @@
     }
   });
 
+  // A form that ends something for someone else (a proxy, a guardianship) asks first: one tap on a
+  // phone is easy to make by mistake. Without JavaScript the form works as it is.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  }, true);
+
   if ("serviceWorker" in navigator) {
     window.addEventListener("load", function () {
       navigator.serviceWorker.register("/sw.js", { scope: "/" })
