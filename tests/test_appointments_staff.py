@@ -220,3 +220,42 @@ def test_waiting_list_priority(client, login_as, clerk, kari, per, hearing):
         ).status_code
         == 404
     )
+
+
+def test_a_free_time_is_taken_out_of_use_but_not_a_booked_or_offered_one(client, login_as, clerk, kari, per, hearing):
+    from app.access.models import AuditEvent
+    from app.appointments.models import SlotState
+
+    free = factories.slot(hearing, days=4, hour=9)
+    booked = factories.booked(per.person, factories.slot(hearing, days=4, hour=10)).slot
+    offered = factories.slot(hearing, days=4, hour=11)
+    offered.offered_until = factories.clock.utcnow() + timedelta(hours=1)
+    db.session.commit()
+    login_as(clerk)
+    path = f"/ansatt/timer/kalendere/{hearing.schedule.id}"
+    page = client.get(path).get_data(as_text=True)
+    assert page.count("Ta ut av bruk") == 1 and f"/ansatt/timer/tid/{free.id}/ta-ut" in page
+    token = csrf_from(client, path)
+    response = client.post(f"/ansatt/timer/tid/{free.id}/ta-ut", data={"csrf_token": token})
+    assert "ok=tatt-ut" in response.headers["Location"]
+    assert "Tiden er tatt ut av bruk" in client.get(response.headers["Location"]).get_data(as_text=True)
+    for slot in (booked, offered):
+        refused = client.post(f"/ansatt/timer/tid/{slot.id}/ta-ut", data={"csrf_token": token})
+        assert "ok=ikke-tatt-ut" in refused.headers["Location"]
+    db.session.expire_all()
+    states = [db.session.get(Slot, s.id).state for s in (free, booked, offered)]
+    assert states == [SlotState.BLOCKED, SlotState.BOOKED, SlotState.FREE]
+    assert db.session.scalar(select(func.count()).where(AuditEvent.action == "block_slot")) == 3
+    # Patients no longer see it, nor can they book it.
+    client.delete_cookie("__Host-varde")
+    login_as(kari)
+    times = client.get(f"/timer/bestill/{hearing.visit_type.id}").get_data(as_text=True)
+    assert f"/timer/bestill/tid/{free.id}" not in times
+    # Another unit's staff reach nothing.
+    other = factories.staff("dr.annen", "Dr. Annen")
+    client.delete_cookie("__Host-varde")
+    login_as(other)
+    assert (
+        client.post(f"/ansatt/timer/tid/{free.id}/ta-ut", data={"csrf_token": csrf_from(client, "/")}).status_code
+        == 404
+    )
