@@ -21,13 +21,12 @@ on booked appointments' slot_id is the database's last word.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import exists, func, select, update
 
-from app import clock
 from app.appointments.models import (
     Appointment,
     Channel,
@@ -52,18 +51,11 @@ def _lock(slot_id: int) -> None:
         db.session.execute(update(Slot).where(Slot.id == slot_id).values(state=Slot.state))
 
 
-# Nobody is asked to answer in their sleep: an offer made at night (Norwegian time) has its answer
-# time start in the morning, as the push waits for the end of quiet hours (07:00 by default).
-NIGHT_STARTS, NIGHT_ENDS = time(22, 0), time(7, 0)
-
-
 def answer_time_starts(now: datetime) -> datetime:
-    """``now``, or 07:00 Norwegian time when it is night."""
-    here = now.astimezone(clock.NORWAY)
-    if NIGHT_ENDS <= here.time() < NIGHT_STARTS:
-        return now
-    day = here.date() if here.time() < NIGHT_ENDS else here.date() + timedelta(days=1)
-    return datetime.combine(day, NIGHT_ENDS, tzinfo=clock.NORWAY).astimezone(now.tzinfo)
+    """``now``, or the end of the night when it is night: nobody is asked to answer in their sleep.
+    The night is the default quiet hours (22–07 Norwegian time), when an offer's push waits for
+    the morning too, measured by the same rule (``events.next_allowed``)."""
+    return events.next_allowed(now, events.default_settings(0))
 
 
 def expiry_for(slot: Slot, now: datetime) -> datetime:
