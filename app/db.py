@@ -68,6 +68,10 @@ def keyset_token(moment: datetime, row_id: int) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+# The largest value an integer key can hold (a signed 64-bit BIGINT; SQLite's INTEGER too).
+DB_INT_MAX = 2**63 - 1
+
+
 def keyset_position(token: str | None) -> tuple[datetime, int] | None:
     """The (time with zone, id) a token stands for; None for a missing or forged one (first page)."""
     if not token:
@@ -76,7 +80,7 @@ def keyset_position(token: str | None) -> tuple[datetime, int] | None:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         stamp, row_id = raw.rsplit("|", 1)
         when, number = datetime.fromisoformat(stamp), int(row_id)
-        return (when, number) if when.tzinfo and 0 <= number <= 2**63 - 1 else None
+        return (when, number) if when.tzinfo and 0 <= number <= DB_INT_MAX else None
     except (ValueError, UnicodeDecodeError):
         return None
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
-DB_INT_MAX = 2**63 - 1
+from app.db import DB_INT_MAX
 
 
 def db_int(value: str) -> int:
