@@ -122,8 +122,6 @@ def sign_visit_summary(*, author: User, patient: Person, unit: CareUnit, title: 
 def my_units(user: User) -> list[CareUnit]:
     """The care units a staff account works in (the access policy's list), with their
     organisations, by name: what the unit consoles (times, messages) let one choose from."""
-    from app.access import policy
-
     ids = policy.staff_unit_ids(user)
     if not ids:
         return []
