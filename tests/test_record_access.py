@@ -321,31 +321,19 @@ def test_the_gp_office_reaches_the_patients_on_its_list_and_those_who_wrote_to_i
 ):
     """A GP office holds no items and no times for many of its patients: being on its list is the
     care relation, and so is having written to one of its units (its staff answer the question)."""
-    from app.messages.models import Conversation, ConversationState, Topic
+    from app.people.models import UnitRelation
 
     login_as(dr_aune)
     assert client.get(f"/ansatt/pasient/{kari.person_id}").status_code == 200  # on the office's list
     assert "Nordmann" in client.get("/ansatt?q=Kari").get_data(as_text=True)
     assert client.get(f"/ansatt/pasient/{per.person_id}").status_code == 404  # not on it, never wrote
     assert "Hansen" not in client.get("/ansatt?q=Per").get_data(as_text=True)
-    db.session.add(
-        Conversation(
-            person_id=per.person_id,
-            care_unit_id=gp.id,
-            organisation_id=gp.organisation_id,
-            topic=Topic.PRACTICAL,
-            subject="Adresse",
-            state=ConversationState.NEW,
-            started_by_id=per.id,
-        )
-    )
-    db.session.commit()
-    assert client.get(f"/ansatt/pasient/{per.person_id}").status_code == 200
-    # Leaving the list ends it (a relation with an end date in the past).
-    from app.people.models import UnitRelation
-
+    # Per joins the list and writes; then both leave the list (an end date in the past).
+    factories.gp_of(per.person, gp)
+    factories.conversation(per, per.person, gp)
     db.session.execute(
         UnitRelation.__table__.update().values(valid_until=factories.clock.today_in_norway() - timedelta(days=1))
     )
     db.session.commit()
+    assert client.get(f"/ansatt/pasient/{per.person_id}").status_code == 200  # he wrote to the office
     assert client.get(f"/ansatt/pasient/{kari.person_id}").status_code == 404
