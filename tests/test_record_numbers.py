@@ -53,6 +53,13 @@ def _latest(code: str) -> RecordItem:
     )
 
 
+def _result_page(client, login_as, patient, source, code: str) -> str:  # type: ignore[no-untyped-def]
+    """The patient's record imported, the patient logged in, and the page of their latest ``code``."""
+    _import(patient.person, source)
+    login_as(patient)
+    return _html(client, item_url(_latest(code).id, ItemKind.RESULT))
+
+
 def _html(client, path: str) -> str:
     response = client.get(path)
     assert response.status_code == 200, path
@@ -70,10 +77,7 @@ def _rows(html: str) -> dict[str, list[str]]:
 
 
 def test_a_norwegian_page_writes_a_decimal_comma(client, login_as, kari, source):
-    _import(kari.person, source)
-    login_as(kari)
-    hb = _latest(HB.code)
-    page = _html(client, item_url(hb.id, ItemKind.RESULT))
+    page = _result_page(client, login_as, kari, source, HB.code)
     assert '<p class="result__value">13,3 g/dL</p>' in page
     assert "Referanseområde: 11,7–15,3 g/dL" in page
     assert "13.3" not in page and "11.7" not in page
@@ -92,10 +96,7 @@ def test_a_norwegian_page_writes_a_decimal_comma(client, login_as, kari, source)
 def test_an_english_page_keeps_the_decimal_point(client, login_as, kari, source):
     kari.locale = "en"
     db.session.commit()
-    _import(kari.person, source)
-    login_as(kari)
-    hb = _latest(HB.code)
-    page = _html(client, item_url(hb.id, ItemKind.RESULT))
+    page = _result_page(client, login_as, kari, source, HB.code)
     assert '<p class="result__value">13.3 g/dL</p>' in page
     assert "11.7–15.3 g/dL" in page and "13,3" not in page
     chart = re.search(r'<svg class="trend".*?</svg>', page, re.S).group(0)
@@ -104,10 +105,7 @@ def test_an_english_page_keeps_the_decimal_point(client, login_as, kari, source)
 
 
 def test_powers_of_ten_in_units_are_written_as_superscripts(client, login_as, kari, source):
-    _import(kari.person, source)
-    login_as(kari)
-    leukocytes = _latest(LEUKOCYTES.code)
-    page = _html(client, item_url(leukocytes.id, ItemKind.RESULT))
+    page = _result_page(client, login_as, kari, source, LEUKOCYTES.code)
     assert '<p class="result__value">6,5 10⁹/L</p>' in page
     assert "Referanseområde: 3,5–10 10⁹/L" in page
     assert "10^9" not in page
@@ -115,7 +113,7 @@ def test_powers_of_ten_in_units_are_written_as_superscripts(client, login_as, ka
     assert "6,5 10⁹/L" in results and "10^9" not in results
     assert "10^9" not in _html(client, "/journal/utskrift")
     # Stored and exported as the source sent it.
-    assert leukocytes.data["unit"] == "10^9/L"
+    assert _latest(LEUKOCYTES.code).data["unit"] == "10^9/L"
     export = json.loads(client.get("/journal/eksport.json").data)
     units = {
         e["resource"].get("valueQuantity", {}).get("unit")
