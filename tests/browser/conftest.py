@@ -93,6 +93,29 @@ def page(browser_context):
 
 
 @pytest.fixture
+def phone(playwright_instance, live_server, tmp_path):
+    """Another phone, logged in as someone else (or nobody, with None): ``phone(user, "name")``,
+    with any of Playwright's context options. No CSP violation may happen on it either."""
+    from tests.browser.test_record import new_context, sign_in, watch_csp
+
+    opened = []
+
+    def open_as(user, name: str, **options):  # type: ignore[no-untyped-def]
+        context = new_context(playwright_instance, tmp_path, name, **options)
+        page = context.pages[0] if context.pages else context.new_page()
+        violations = watch_csp(page)
+        if user is not None:
+            sign_in(context, live_server, user)
+        opened.append((context, violations))
+        return page
+
+    yield open_as
+    for context, _violations in opened:
+        context.close()
+    assert [v for _c, violations in opened for v in violations] == [], "CSP violations on another phone"
+
+
+@pytest.fixture
 def axe():
     """Run axe-core on the page (injected over CDP, which the page's CSP does not govern)."""
     _require(AXE.exists(), "node_modules/axe-core is missing (make test installs it with npm)")

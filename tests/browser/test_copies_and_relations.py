@@ -32,7 +32,7 @@ from app.db import db
 from app.people.models import OrganisationKind, ProxyLevel, Relation, RelationKind
 from app.record.models import CopyRequest, CopyRequestState, RecordItem
 from tests import factories
-from tests.browser.test_record import new_context, sign_in, watch_csp
+from tests.browser.test_record import sign_in
 from tests.browser.test_relatives import checked, fits, heading, log_in_by_form, path_of, tall_shot
 from tests.conftest import csrf_from
 
@@ -218,26 +218,6 @@ def per_treated(per, source):
     return per
 
 
-@pytest.fixture
-def phone(playwright_instance, live_server, tmp_path):
-    """Another phone, logged in as someone else (or nobody, with None): ``phone(user, "name")``."""
-    opened = []
-
-    def open_as(user, name: str):  # type: ignore[no-untyped-def]
-        context = new_context(playwright_instance, tmp_path, name, has_touch=True)
-        page = context.pages[0] if context.pages else context.new_page()
-        violations = watch_csp(page)
-        if user is not None:
-            sign_in(context, live_server, user)
-        opened.append((context, violations))
-        return page
-
-    yield open_as
-    for context, _violations in opened:
-        context.close()
-    assert [v for _c, violations in opened for v in violations] == [], "CSP violations on another phone"
-
-
 # --- 1. a copy of the record -------------------------------------------------------------------------------
 
 
@@ -305,7 +285,7 @@ def test_kari_asks_for_part_of_her_record_and_the_hospital_sends_the_copy(
     passes(page, axe, "patient-request-sent")
 
     # The clerk, on her own phone: the queue.
-    staff = phone(clerk, "clerk")
+    staff = phone(clerk, "clerk", has_touch=True)
     open_queue(staff, live_server)
     views = staff.get_by_role("navigation", name="Visninger")
     expect(views.get_by_role("link", name=re.compile("^Åpne"))).to_have_attribute("aria-current", "page")
@@ -411,7 +391,7 @@ def test_the_hospital_refuses_a_request_and_kari_reads_why(page, live_server, ka
     expect(my_requests(page).first).to_contain_text("Hele journalen")
     assert copy_requests() == [(True, None, CopyRequestState.RECEIVED)]
 
-    staff = phone(clerk, "clerk")
+    staff = phone(clerk, "clerk", has_touch=True)
     open_queue(staff, live_server)
     row = queue_rows(staff).filter(has_text="Kari Nordmann")
     expect(row).to_contain_text("Hele journalen")
@@ -518,7 +498,7 @@ def test_a_clinician_registers_a_guardian_who_reads_the_record_until_it_is_ended
     passes(page, axe, "staff-relations-guardian")
 
     # Kari logs in on her phone: whose record first?
-    kari_page = phone(None, "kari")
+    kari_page = phone(None, "kari", has_touch=True)
     log_in_by_form(kari_page, live_server, kari, "kari")
     kari_page.wait_for_url(f"{live_server}/velg-journal")
     assert heading(kari_page) == "Hvem vil du se?"

@@ -29,7 +29,7 @@ from app.messages import attachments, services
 from app.messages.models import Conversation, ConversationState, Message, MessageDraft, MessageTemplate, Topic
 from tests import factories
 from tests.browser.test_appointments import focused_text, passes, scroll_width, summary_lands, tab_to
-from tests.browser.test_record import new_context, sign_in, titles, watch_csp
+from tests.browser.test_record import sign_in, titles
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(tempfile.gettempdir()) / "msg-shots"  # /tmp/msg-shots: pictures for a person to look at
@@ -180,25 +180,6 @@ def fast_poll(app):
     app.config["MESSAGE_POLL_SECONDS"] = 1
     yield 1
     app.config["MESSAGE_POLL_SECONDS"] = before
-
-
-@pytest.fixture
-def phone(playwright_instance, live_server, tmp_path):
-    """Another phone, logged in as someone else: ``phone(user, "name")`` gives its page."""
-    opened = []
-
-    def open_as(user, name: str):  # type: ignore[no-untyped-def]
-        context = new_context(playwright_instance, tmp_path, name)
-        page = context.pages[0]
-        violations = watch_csp(page)
-        sign_in(context, live_server, user)
-        opened.append((context, violations))
-        return page
-
-    yield open_as
-    for context, _violations in opened:
-        context.close()
-    assert [v for _c, violations in opened for v in violations] == [], "CSP violations on another phone"
 
 
 # --- 1. what anyone writes stays text ------------------------------------------------------------------

@@ -24,7 +24,7 @@ from app.db import db
 from app.people.models import ProxyInvitation, ProxyLevel, Relation, RelationKind
 from tests import factories
 from tests.browser.conftest import PHONE
-from tests.browser.test_record import new_context, overflowing, sign_in, watch_csp
+from tests.browser.test_record import overflowing, sign_in
 from tests.factories import PASSWORD, totp_now
 
 pytestmark = pytest.mark.browser
@@ -177,26 +177,6 @@ def solveig(app, source):
     user = factories.patient("Solveig", "Nordmann", age=82, username="solveig", with_totp=True)
     factories.record(user.person, source, results=6, notes=2, prefix="s")
     return user
-
-
-@pytest.fixture
-def phone(playwright_instance, live_server, tmp_path):
-    """Another phone, logged in as someone else: ``phone(user, "name")`` gives its page."""
-    opened = []
-
-    def open_as(user, name: str, **options):  # type: ignore[no-untyped-def]
-        context = new_context(playwright_instance, tmp_path, name, **options)
-        page = context.pages[0]
-        violations = watch_csp(page)
-        if user is not None:
-            sign_in(context, live_server, user)
-        opened.append((context, violations))
-        return page
-
-    yield open_as
-    for context, _violations in opened:
-        context.close()
-    assert [v for _c, violations in opened for v in violations] == [], "CSP violations on another phone"
 
 
 # --- 1. a parent and her children ----------------------------------------------------------------------
